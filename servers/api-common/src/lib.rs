@@ -1,0 +1,16 @@
+//! Wire types shared by the order and payment APIs.
+//!
+//! Everything here is part of the contract in `openapi.yaml`: the response
+//! envelope both services answer with, the error body, and validated scalars
+//! whose `Deserialize` rejects exactly what their JSON schema forbids, so the
+//! documented constraints and the enforced ones cannot drift apart.
+
+mod envelope;
+mod error;
+mod scalar;
+mod signed_body;
+
+pub use envelope::{Envelope, Page};
+pub use error::{ApiError, ErrorCode, ErrorData};
+pub use scalar::{NonBlankText, PositiveInt};
+pub use signed_body::SignedBody;

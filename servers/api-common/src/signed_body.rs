@@ -1,0 +1,130 @@
+//! A request body signed per Standard Webhooks, kept as the exact bytes
+//! received so the signature can be checked before anything is parsed.
+
+use crate::{ApiError, ErrorCode};
+use async_trait::async_trait;
+use bytes::Bytes;
+use dropshot::{
+    ApiEndpointBodyContentType, ExclusiveExtractor, ExtractorMetadata, Header, HttpError,
+    RequestContext, ServerContext, SharedExtractor, TypedBody, UntypedBody,
+};
+use http::{HeaderMap, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+
+/// A JSON body of type `T` together with the request headers, unparsed.
+///
+/// `TypedBody` would parse and discard the bytes, but a signature is only
+/// valid over the bytes that were sent: re-serialising parsed JSON changes
+/// them. So this extractor keeps the raw body (under the server's body-size
+/// limit) and the handler verifies the signature first, then calls
+/// [`SignedBody::parse`]. In the spec it documents the same typed body as
+/// `TypedBody<T>` plus the three `webhook-*` headers.
+#[derive(Debug)]
+pub struct SignedBody<T> {
+    headers: HeaderMap,
+    body: Bytes,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> SignedBody<T> {
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Parses the body, with the same error a `TypedBody` would give.
+    pub fn parse(&self) -> Result<T, ApiError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(&self.body);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidBody,
+                format!("unable to parse JSON body: {e}"),
+            )
+        })
+    }
+}
+
+/// The Standard Webhooks headers, declared only so the spec documents them;
+/// the handler verifies them from the raw header map.
+#[derive(Deserialize, JsonSchema)]
+#[expect(
+    dead_code,
+    reason = "documentation only: the signature is checked from the raw headers"
+)]
+struct WebhookHeaders {
+    /// A unique id of this message, the same on every retry of it: the
+    /// receiver's deduplication key.
+    #[serde(rename = "webhook-id")]
+    webhook_id: String,
+    /// When this attempt was signed, in Unix seconds. Attempts more than 5
+    /// minutes away from the receiver's clock are rejected.
+    #[serde(rename = "webhook-timestamp")]
+    webhook_timestamp: String,
+    /// Space-separated signatures `v1,<base64>`: HMAC-SHA256 with the shared
+    /// secret over `{webhook-id}.{webhook-timestamp}.{body}`, the body being
+    /// the exact bytes sent. Several signatures may be given during a secret
+    /// rotation; one valid signature is enough.
+    #[serde(rename = "webhook-signature")]
+    webhook_signature: String,
+}
+
+#[async_trait]
+impl<T> ExclusiveExtractor for SignedBody<T>
+where
+    T: JsonSchema + DeserializeOwned + Send + Sync + 'static,
+{
+    async fn from_request<Context: ServerContext>(
+        rqctx: &RequestContext<Context>,
+        request: hyper::Request<dropshot::Body>,
+    ) -> Result<Self, HttpError> {
+        let headers = request.headers().clone();
+        check_json_content_type(&headers)?;
+        let body = UntypedBody::from_request(rqctx, request).await?;
+        Ok(SignedBody {
+            headers,
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            _type: PhantomData,
+        })
+    }
+
+    fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
+        let mut metadata = <TypedBody<T> as ExclusiveExtractor>::metadata(content_type.clone());
+        metadata
+            .parameters
+            .extend(<Header<WebhookHeaders> as SharedExtractor>::metadata(content_type).parameters);
+        metadata
+    }
+}
+
+/// The same content-type rule `TypedBody` applies: JSON, or no header at all.
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let value = value
+        .to_str()
+        .map_err(|e| HttpError::for_bad_request(None, format!("invalid content type: {e}")))?;
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json =
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(HttpError::for_bad_request(
+            None,
+            format!("expected content type \"application/json\", got \"{mime}\""),
+        ))
+    }
+}

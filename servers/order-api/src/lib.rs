@@ -1,0 +1,280 @@
+//! The order-service API: the Dropshot trait that defines its operations and
+//! the wire types they exchange. No I/O happens here; `servers/contract`
+//! turns this trait into the order-service half of `openapi.yaml`, and
+//! `order-service` implements it.
+//!
+//! WHEN CHANGING THE API: edit this trait or its types, run
+//! `cargo run -p contract -- generate`, and review the diff of
+//! `openapi.yaml`. Function names are operationIds, and so method names in the
+//! generated clients: renaming one is a breaking change.
+
+use api_common::{ApiError, Envelope, NonBlankText, Page, PositiveInt, SignedBody};
+use chrono::{DateTime, Utc};
+use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[dropshot::api_description {
+    tag_config = {
+        allow_other_tags = false,
+        policy = dropshot::EndpointTagPolicy::ExactlyOne,
+        tags = {
+            "orders" = { description = "Orders placed by clients (order-service, port 8080)." },
+            "internal" = { description = "Service-to-service endpoints; not for clients (order-service, port 8080)." },
+        },
+    },
+}]
+pub trait OrderApi {
+    type Context: Send + Sync + 'static;
+
+    /// Create an order
+    ///
+    /// Creates a `pending` order whose `total_amount` is `price × quantity`.
+    /// A total that does not fit in a signed 64-bit integer is rejected with
+    /// `TOTAL_AMOUNT_OVERFLOW`. Answers 200 (not 201), as the original system did.
+    #[endpoint { method = POST, path = "/orders", tags = ["orders"] }]
+    async fn create_order(
+        rqctx: RequestContext<Self::Context>,
+        body: TypedBody<OrderRequest>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// List orders
+    ///
+    /// Lists orders oldest first, in pages of at most `limit`. Follow
+    /// `next_page` until it is `null` to see every order exactly once, even
+    /// while others are being created or deleted.
+    #[endpoint { method = GET, path = "/orders", tags = ["orders"] }]
+    async fn list_orders(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<ListOrdersQuery>,
+    ) -> Result<HttpResponseOk<Page<Order>>, ApiError>;
+
+    /// Fetch an order
+    #[endpoint { method = GET, path = "/orders/{orderId}", tags = ["orders"] }]
+    async fn get_order(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<OrderPath>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Replace a pending order
+    ///
+    /// Replaces the item, quantity and price of a `pending` order and
+    /// recomputes its total. An order that is already `paid` or `failed`
+    /// cannot change: `ORDER_NOT_PENDING` (409).
+    #[endpoint { method = PUT, path = "/orders/{orderId}", tags = ["orders"] }]
+    async fn update_order(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<OrderPath>,
+        body: TypedBody<OrderRequest>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Delete a pending order
+    ///
+    /// Deletes a `pending` order and answers with it as it was. Later reads
+    /// of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be
+    /// deleted: `ORDER_NOT_PENDING` (409).
+    #[endpoint { method = DELETE, path = "/orders/{orderId}", tags = ["orders"] }]
+    async fn delete_order(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<OrderPath>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Report a payment outcome
+    ///
+    /// Called by payment-service, signed per Standard Webhooks with a secret
+    /// both services share; a missing, stale or invalid signature is
+    /// `UNAUTHORIZED` (401) and changes nothing. `success` moves a `pending`
+    /// order to `paid` if `amount` equals its `total_amount`
+    /// (`AMOUNT_MISMATCH`, 409, otherwise); `failed` moves it to `failed`.
+    /// Delivery is at-least-once, so the same report again answers 200 and
+    /// changes nothing; a report that contradicts the settled order (the
+    /// other outcome, or another payment) is `ORDER_ALREADY_SETTLED` (409).
+    #[endpoint { method = POST, path = "/internal/payment-callback", tags = ["internal"] }]
+    async fn payment_callback(
+        rqctx: RequestContext<Self::Context>,
+        body: SignedBody<PaymentCallback>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+}
+
+/// The longest `item_name` accepted, in characters.
+pub const ITEM_NAME_MAX_CHARS: usize = 200;
+
+/// What a client sends to create or replace an order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    /// What is ordered: 1 to 200 characters, not only whitespace.
+    pub item_name: NonBlankText<ITEM_NAME_MAX_CHARS>,
+    /// How many items, at least 1.
+    pub quantity: PositiveInt,
+    /// The price of one item in minor currency units (cents), at least 1.
+    pub price: PositiveInt,
+}
+
+/// An order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Order {
+    /// The order's id.
+    pub id: Uuid,
+    /// What is ordered.
+    pub item_name: String,
+    /// How many items.
+    pub quantity: i64,
+    /// The price of one item in minor currency units.
+    pub price: i64,
+    /// `price × quantity`, in minor currency units: the amount a payment must match.
+    pub total_amount: i64,
+    /// Where the order is in its life cycle.
+    pub status: OrderStatus,
+    /// The payment that settled the order; `null` while it is `pending`.
+    pub payment_id: Option<Uuid>,
+    /// When the order was created (RFC 3339).
+    pub created_at: DateTime<Utc>,
+    /// When the order last changed (RFC 3339).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The life cycle of an order: it starts `pending` and is settled once, by
+/// payment-service's callback, as `paid` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Awaiting payment; the only state in which the order can be changed or deleted.
+    Pending,
+    /// Paid in full.
+    Paid,
+    /// Its payment failed.
+    Failed,
+}
+
+impl OrderStatus {
+    /// The status as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The order named in the path.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OrderPath {
+    /// The order's id (a UUID).
+    #[serde(rename = "orderId")]
+    pub order_id: Uuid,
+}
+
+/// The default number of orders on a page.
+pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+/// The largest number of orders on a page.
+pub const MAX_PAGE_LIMIT: u32 = 1000;
+
+/// Which orders to list, and which page of them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListOrdersQuery {
+    /// The most orders to return on this page: 1 to 1000, 100 if absent.
+    pub limit: Option<PageLimit>,
+    /// The `next_page` of the previous page; absent for the first page.
+    pub page_token: Option<String>,
+    /// Only list orders in this state.
+    pub status: Option<OrderStatus>,
+}
+
+/// A page size between 1 and 1000.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct PageLimit(u32);
+
+impl PageLimit {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for PageLimit {
+    fn default() -> Self {
+        PageLimit(DEFAULT_PAGE_LIMIT)
+    }
+}
+
+impl TryFrom<u32> for PageLimit {
+    type Error = String;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        if (1..=MAX_PAGE_LIMIT).contains(&value) {
+            Ok(PageLimit(value))
+        } else {
+            Err(format!(
+                "limit must be between 1 and {MAX_PAGE_LIMIT}, got {value}"
+            ))
+        }
+    }
+}
+
+impl JsonSchema for PageLimit {
+    fn is_referenceable() -> bool {
+        false
+    }
+
+    fn schema_name() -> String {
+        "PageLimit".to_string()
+    }
+
+    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+        use schemars::schema::{InstanceType, NumberValidation, SchemaObject};
+        SchemaObject {
+            instance_type: Some(InstanceType::Integer.into()),
+            format: Some("uint32".to_string()),
+            number: Some(Box::new(NumberValidation {
+                minimum: Some(1.0),
+                maximum: Some(f64::from(MAX_PAGE_LIMIT)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+        .into()
+    }
+}
+
+/// A payment outcome, reported by payment-service.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentCallback {
+    /// The order the payment is for.
+    pub order_id: Uuid,
+    /// The payment that settled.
+    pub payment_id: Uuid,
+    /// How the payment ended.
+    pub payment_status: PaymentOutcome,
+    /// The amount paid in minor currency units; for `success` it must equal the order's `total_amount`.
+    pub amount: PositiveInt,
+}
+
+/// How a payment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentOutcome {
+    /// The payment went through: the order becomes `paid`.
+    Success,
+    /// The payment failed: the order becomes `failed`.
+    Failed,
+}
+
+impl std::fmt::Display for PaymentOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentOutcome::Success => "success",
+            PaymentOutcome::Failed => "failed",
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! order-service: creates and manages orders on PostgreSQL and settles them
+//! when payment-service reports a payment's outcome.
+//!
+//! - `config`: the settings, from flags or the environment.
+//! - `entrypoints`: the Dropshot handlers of [`order_api::OrderApi`].
+//! - `orders`: the rules (totals, what may change when, settlement).
+//! - `store`: the SQL.
+//! - `webhook`: callback signature verification.
+//! - `page_token`: the listing's opaque cursor.
+
+mod config;
+mod entrypoints;
+mod orders;
+mod page_token;
+mod store;
+mod webhook;
+
+pub use config::Settings;
+
+use anyhow::{Context, anyhow};
+use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
+use service_support::database::{self, Database};
+use std::net::SocketAddr;
+use store::OrderStore;
+use webhook::CallbackVerifier;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Distinguishes this service's migration lock from other users of the
+/// same PostgreSQL server ("orders" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273;
+
+/// What every handler can reach.
+pub struct ServiceContext {
+    store: OrderStore,
+    verifier: CallbackVerifier,
+}
+
+/// Migrates the database and starts serving. The returned server runs
+/// until closed; `local_addr()` tells where it listens.
+pub async fn start(
+    settings: &Settings,
+    log: slog::Logger,
+) -> anyhow::Result<HttpServer<ServiceContext>> {
+    let verifier = CallbackVerifier::new(
+        std::iter::once(settings.callback_secret.as_str())
+            .chain(settings.previous_callback_secret.as_deref()),
+    )
+    .context("PAYMENT_CALLBACK_SECRET")?;
+    database::migrate(
+        &settings.database,
+        embedded::migrations::runner(),
+        MIGRATION_LOCK_KEY,
+        &log,
+    )
+    .await?;
+    let store = OrderStore::new(Database::new(&settings.database)?);
+
+    let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
+        .map_err(|e| anyhow!("invalid API description: {e}"))?;
+    let config = ConfigDropshot {
+        bind_address: SocketAddr::new(settings.listen_addr, settings.port),
+        default_request_body_max_bytes: settings.max_body_bytes,
+        // A request whose client went away still runs to completion, so a
+        // state change is never cut off half-way.
+        default_handler_task_mode: HandlerTaskMode::Detached,
+        log_headers: vec!["x-request-id".to_string()],
+        ..Default::default()
+    };
+    let server = ServerBuilder::new(api, ServiceContext { store, verifier }, log)
+        .config(config)
+        .start()
+        .map_err(|e| {
+            anyhow!(
+                "cannot listen on {}:{}: {e}",
+                settings.listen_addr,
+                settings.port
+            )
+        })?;
+    Ok(server)
+}

@@ -1,0 +1,189 @@
+//! The order rules: totals, what may change when, and how a payment
+//! outcome settles an order.
+
+use crate::page_token::Cursor;
+use crate::store::OrderStore;
+use api_common::{ApiError, ErrorCode};
+use http::StatusCode;
+use order_api::{Order, OrderRequest, OrderStatus, PageLimit, PaymentCallback, PaymentOutcome};
+use service_support::database::DbError;
+use uuid::Uuid;
+
+/// Why an order operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("no order has id {0}")]
+    NotFound(Uuid),
+    #[error("order {id} is {status}; only a pending order can be changed or deleted")]
+    NotPending { id: Uuid, status: OrderStatus },
+    #[error(
+        "total_amount = price × quantity = {price} × {quantity} does not fit in a 64-bit integer; \
+         lower the price or the quantity"
+    )]
+    TotalOverflow { price: i64, quantity: i64 },
+    #[error(
+        "payment of {amount} does not match order {id}'s total_amount of {total}; the order stays pending"
+    )]
+    AmountMismatch { id: Uuid, total: i64, amount: i64 },
+    #[error(
+        "order {id} is already {status}; this report of payment {reported_payment} as {reported} \
+         contradicts it"
+    )]
+    AlreadySettled {
+        id: Uuid,
+        status: OrderStatus,
+        reported_payment: Uuid,
+        reported: PaymentOutcome,
+    },
+    #[error("page_token is not one this service issued; list again from the first page without it")]
+    InvalidPageToken,
+    #[error("payment callback rejected: {0}")]
+    Unauthorized(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl OrderError {
+    /// The envelope for this error. Database failures are described
+    /// generically: their details are for the log, not the client.
+    pub fn to_api_error(&self) -> ApiError {
+        let (status, code) = match self {
+            OrderError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
+            OrderError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::OrderNotPending),
+            OrderError::TotalOverflow { .. } => {
+                (StatusCode::BAD_REQUEST, ErrorCode::TotalAmountOverflow)
+            }
+            OrderError::AmountMismatch { .. } => (StatusCode::CONFLICT, ErrorCode::AmountMismatch),
+            OrderError::AlreadySettled { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::OrderAlreadySettled)
+            }
+            OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
+            OrderError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            OrderError::Database(DbError::Unavailable(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ServiceUnavailable,
+                    "the order database is unavailable; retry in a few seconds",
+                );
+            }
+            OrderError::Database(_) => {
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::InternalError,
+                    "internal error; it has been logged",
+                );
+            }
+        };
+        ApiError::new(status, code, self.to_string())
+    }
+}
+
+/// `price × quantity`, refusing a total that does not fit.
+pub fn total_amount(request: &OrderRequest) -> Result<i64, OrderError> {
+    let (price, quantity) = (request.price.get(), request.quantity.get());
+    price
+        .checked_mul(quantity)
+        .ok_or(OrderError::TotalOverflow { price, quantity })
+}
+
+pub async fn create(store: &OrderStore, request: &OrderRequest) -> Result<Order, OrderError> {
+    let total = total_amount(request)?;
+    Ok(store.insert(request, total).await?)
+}
+
+pub async fn get(store: &OrderStore, id: Uuid) -> Result<Order, OrderError> {
+    store.get(id).await?.ok_or(OrderError::NotFound(id))
+}
+
+/// One page of the listing and the token for the next, if there is one.
+pub async fn list(
+    store: &OrderStore,
+    page_token: Option<&str>,
+    status: Option<OrderStatus>,
+    limit: PageLimit,
+) -> Result<(Vec<Order>, Option<String>), OrderError> {
+    let after = page_token
+        .map(|token| Cursor::decode(token).ok_or(OrderError::InvalidPageToken))
+        .transpose()?;
+    let limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
+    // One more than asked tells whether a next page exists, so the last
+    // page says so with `next_page: null` instead of an empty extra page.
+    let mut orders = store.list(after, status, limit as i64 + 1).await?;
+    let next_page = if orders.len() > limit {
+        orders.truncate(limit);
+        orders.last().map(|last| {
+            Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok((orders, next_page))
+}
+
+pub async fn update(
+    store: &OrderStore,
+    id: Uuid,
+    request: &OrderRequest,
+) -> Result<Order, OrderError> {
+    let total = total_amount(request)?;
+    match store.update_pending(id, request, total).await? {
+        Some(order) => Ok(order),
+        None => Err(why_not_pending(store, id).await),
+    }
+}
+
+pub async fn delete(store: &OrderStore, id: Uuid) -> Result<Order, OrderError> {
+    match store.delete_pending(id).await? {
+        Some(order) => Ok(order),
+        None => Err(why_not_pending(store, id).await),
+    }
+}
+
+/// After a conditional change found no pending order: it is missing, or settled.
+async fn why_not_pending(store: &OrderStore, id: Uuid) -> OrderError {
+    match store.get(id).await {
+        Ok(None) => OrderError::NotFound(id),
+        Ok(Some(order)) => OrderError::NotPending {
+            id,
+            status: order.status,
+        },
+        Err(error) => error.into(),
+    }
+}
+
+/// Applies a payment outcome. Idempotent: the report that settled the order,
+/// delivered again, returns the order unchanged.
+pub async fn settle(store: &OrderStore, report: &PaymentCallback) -> Result<Order, OrderError> {
+    let target = match report.payment_status {
+        PaymentOutcome::Success => OrderStatus::Paid,
+        PaymentOutcome::Failed => OrderStatus::Failed,
+    };
+    let amount = report.amount.get();
+    if let Some(order) = store
+        .settle_pending(report.order_id, target, report.payment_id, amount)
+        .await?
+    {
+        return Ok(order);
+    }
+    // Nothing changed: find out why. Settled orders never change again, so
+    // what this read sees is final unless the order is still pending.
+    let order = get(store, report.order_id).await?;
+    match order.status {
+        OrderStatus::Pending => Err(OrderError::AmountMismatch {
+            id: order.id,
+            total: order.total_amount,
+            amount,
+        }),
+        status if status == target && order.payment_id == Some(report.payment_id) => Ok(order),
+        status => Err(OrderError::AlreadySettled {
+            id: order.id,
+            status,
+            reported_payment: report.payment_id,
+            reported: report.payment_status,
+        }),
+    }
+}

@@ -1,0 +1,173 @@
+//! The orders table. Every state change is one conditional statement, so
+//! concurrent requests cannot both win: a statement that finds no row in the
+//! required state changes nothing and returns `None`.
+
+use crate::page_token::Cursor;
+use order_api::{Order, OrderRequest, OrderStatus};
+use service_support::database::{Database, DbError};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+const COLUMNS: &str =
+    "id, item_name, quantity, price, total_amount, status, payment_id, created_at, updated_at";
+
+#[derive(Clone)]
+pub struct OrderStore {
+    db: Database,
+}
+
+impl OrderStore {
+    pub fn new(db: Database) -> Self {
+        OrderStore { db }
+    }
+
+    pub async fn insert(
+        &self,
+        request: &OrderRequest,
+        total_amount: i64,
+    ) -> Result<Order, DbError> {
+        let sql = format!(
+            "INSERT INTO orders (item_name, quantity, price, total_amount) \
+             VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+        );
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                let row = client
+                    .query_one(
+                        &sql,
+                        &[
+                            &request.item_name.as_str(),
+                            &request.quantity.get(),
+                            &request.price.get(),
+                            &total_amount,
+                        ],
+                    )
+                    .await?;
+                order_from_row(&row)
+            })
+            .await
+    }
+
+    /// Up to `limit` orders after `after` in (created_at, id) order.
+    pub async fn list(
+        &self,
+        after: Option<Cursor>,
+        status: Option<OrderStatus>,
+        limit: i64,
+    ) -> Result<Vec<Order>, DbError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders \
+             WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)) \
+               AND ($3::text IS NULL OR status = $3) \
+             ORDER BY created_at, id LIMIT $4"
+        );
+        let after_time = after.map(|c| c.created_at);
+        let after_id = after.map(|c| c.id);
+        let status = status.map(OrderStatus::as_str);
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                let rows = client
+                    .query(&sql, &[&after_time, &after_id, &status, &limit])
+                    .await?;
+                rows.iter().map(order_from_row).collect()
+            })
+            .await
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
+        self.query_opt(&sql, &[&id]).await
+    }
+
+    /// Replaces a pending order's fields; `None` if no pending order has this id.
+    pub async fn update_pending(
+        &self,
+        id: Uuid,
+        request: &OrderRequest,
+        total_amount: i64,
+    ) -> Result<Option<Order>, DbError> {
+        let sql = format!(
+            "UPDATE orders SET item_name = $2, quantity = $3, price = $4, total_amount = $5, \
+             updated_at = clock_timestamp() \
+             WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+        );
+        self.query_opt(
+            &sql,
+            &[
+                &id,
+                &request.item_name.as_str(),
+                &request.quantity.get(),
+                &request.price.get(),
+                &total_amount,
+            ],
+        )
+        .await
+    }
+
+    /// Deletes a pending order; `None` if no pending order has this id.
+    pub async fn delete_pending(&self, id: Uuid) -> Result<Option<Order>, DbError> {
+        let sql =
+            format!("DELETE FROM orders WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}");
+        self.query_opt(&sql, &[&id]).await
+    }
+
+    /// Settles a pending order as `outcome` by `payment_id`. A `paid`
+    /// outcome also requires the total to equal `amount`. `None` if no
+    /// pending order matched.
+    pub async fn settle_pending(
+        &self,
+        id: Uuid,
+        outcome: OrderStatus,
+        payment_id: Uuid,
+        amount: i64,
+    ) -> Result<Option<Order>, DbError> {
+        let sql = format!(
+            "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
+             WHERE id = $1 AND status = 'pending' AND ($2 <> 'paid' OR total_amount = $4) \
+             RETURNING {COLUMNS}"
+        );
+        self.query_opt(&sql, &[&id, &outcome.as_str(), &payment_id, &amount])
+            .await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Order>, DbError> {
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                client
+                    .query_opt(sql, params)
+                    .await?
+                    .as_ref()
+                    .map(order_from_row)
+                    .transpose()
+            })
+            .await
+    }
+}
+
+fn order_from_row(row: &Row) -> Result<Order, DbError> {
+    let status: &str = row.try_get("status")?;
+    let status = match status {
+        "pending" => OrderStatus::Pending,
+        "paid" => OrderStatus::Paid,
+        "failed" => OrderStatus::Failed,
+        other => return Err(DbError::UnexpectedValue(format!("order status {other:?}"))),
+    };
+    Ok(Order {
+        id: row.try_get("id")?,
+        item_name: row.try_get("item_name")?,
+        quantity: row.try_get("quantity")?,
+        price: row.try_get("price")?,
+        total_amount: row.try_get("total_amount")?,
+        status,
+        payment_id: row.try_get("payment_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

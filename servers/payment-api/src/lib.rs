@@ -1,0 +1,179 @@
+//! The payment-service API: the Dropshot trait that defines its operations
+//! and the wire types they exchange. No I/O happens here; `servers/contract`
+//! turns this trait into the payment-service half of `openapi.yaml`.
+//!
+//! WHEN CHANGING THE API: edit this trait or its types, run
+//! `cargo run -p contract -- generate`, and review the diff of
+//! `openapi.yaml`. Function names are operationIds, and so method names in the
+//! generated clients: renaming one is a breaking change.
+
+use api_common::{ApiError, Envelope, NonBlankText, PositiveInt};
+use chrono::{DateTime, Utc};
+use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[dropshot::api_description {
+    tag_config = {
+        allow_other_tags = false,
+        policy = dropshot::EndpointTagPolicy::ExactlyOne,
+        tags = {
+            "payments" = { description = "Payments for orders (payment-service, port 8081)." },
+        },
+    },
+}]
+pub trait PaymentApi {
+    type Context: Send + Sync + 'static;
+
+    /// Create a payment for an order
+    ///
+    /// Creates a `pending` payment after checking with order-service that the
+    /// order exists (`ORDER_NOT_FOUND`, 404), is `pending` (`ORDER_NOT_PENDING`,
+    /// 409) and that `amount` equals its `total_amount` (`AMOUNT_MISMATCH`,
+    /// 400). An order has at most one payment: creating one again answers 200
+    /// with the existing payment. If order-service cannot be reached the
+    /// answer is `ORDER_SERVICE_UNAVAILABLE` (503), and nothing is created.
+    #[endpoint { method = POST, path = "/payments", tags = ["payments"] }]
+    async fn create_payment(
+        rqctx: RequestContext<Self::Context>,
+        body: TypedBody<PaymentRequest>,
+    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+
+    /// Fetch a payment
+    #[endpoint { method = GET, path = "/payments/{paymentId}", tags = ["payments"] }]
+    async fn get_payment(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<PaymentPath>,
+    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+
+    /// Route both settlement operations of [`PaymentSettlementApi`].
+    ///
+    /// Dropshot's router cannot hold the literal segments `success` and
+    /// `failed` beside `{paymentId}` at the same position, and it requires one
+    /// variable name per position. So the settlement paths are served by this
+    /// one unpublished route, whose second segment is named `paymentId` like
+    /// `get_payment`'s but holds the outcome (`success` or `failed`), and whose
+    /// third is the payment's id. The published contract for these URLs is
+    /// [`PaymentSettlementApi`]; the harness checks the two agree.
+    #[endpoint { method = PUT, path = "/payments/{paymentId}/{settledPaymentId}", unpublished = true }]
+    async fn settle_payment(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<SettlementRoute>,
+    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+}
+
+/// The published contract of the two settlement operations, served by
+/// [`PaymentApi::settle_payment`] (see there why they need a trait of their own).
+#[dropshot::api_description {
+    tag_config = {
+        allow_other_tags = false,
+        policy = dropshot::EndpointTagPolicy::ExactlyOne,
+        tags = {
+            "payments" = { description = "Payments for orders (payment-service, port 8081)." },
+        },
+    },
+}]
+pub trait PaymentSettlementApi {
+    type Context: Send + Sync + 'static;
+
+    /// Record that a payment succeeded
+    ///
+    /// Moves a `pending` payment to `success` and sets `paid_at`; any other
+    /// transition is `PAYMENT_NOT_PENDING` (409). order-service is then told
+    /// reliably, and the order becomes `paid`.
+    #[endpoint { method = PUT, path = "/payments/success/{paymentId}", tags = ["payments"] }]
+    async fn mark_payment_success(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<PaymentPath>,
+    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+
+    /// Record that a payment failed
+    ///
+    /// Moves a `pending` payment to `failed`; any other transition is
+    /// `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and
+    /// the order becomes `failed`.
+    #[endpoint { method = PUT, path = "/payments/failed/{paymentId}", tags = ["payments"] }]
+    async fn mark_payment_failed(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<PaymentPath>,
+    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+}
+
+/// The unpublished settlement route's path: `/payments/{outcome}/{payment id}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SettlementRoute {
+    /// The outcome (`success` or `failed`), in the position `get_payment` calls `paymentId`.
+    #[serde(rename = "paymentId")]
+    pub outcome: Settlement,
+    /// The payment's id (a UUID).
+    #[serde(rename = "settledPaymentId")]
+    pub payment_id: Uuid,
+}
+
+/// The outcome a settlement records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Settlement {
+    /// `PUT /payments/success/{paymentId}`.
+    Success,
+    /// `PUT /payments/failed/{paymentId}`.
+    Failed,
+}
+
+/// The longest `provider` accepted, in characters.
+pub const PROVIDER_MAX_CHARS: usize = 100;
+
+/// What a client sends to create a payment.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    /// The order to pay.
+    pub order_id: Uuid,
+    /// The amount in minor currency units; must equal the order's `total_amount`.
+    pub amount: PositiveInt,
+    /// Who processes the payment, for example `stripe` or `bank_transfer`: 1 to 100 characters, not only whitespace.
+    pub provider: NonBlankText<PROVIDER_MAX_CHARS>,
+}
+
+/// A payment.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Payment {
+    /// The payment's id.
+    pub id: Uuid,
+    /// The order it pays.
+    pub order_id: Uuid,
+    /// The amount in minor currency units.
+    pub amount: i64,
+    /// Where the payment is in its life cycle.
+    pub status: PaymentStatus,
+    /// Who processes the payment.
+    pub provider: String,
+    /// When the payment succeeded (RFC 3339); `null` unless `status` is `success`.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When the payment was created (RFC 3339).
+    pub created_at: DateTime<Utc>,
+    /// When the payment last changed (RFC 3339).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The life cycle of a payment: it starts `pending` and ends once, as
+/// `success` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Created; awaiting the outcome.
+    Pending,
+    /// The payment went through.
+    Success,
+    /// The payment failed.
+    Failed,
+}
+
+/// The payment named in the path.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PaymentPath {
+    /// The payment's id (a UUID).
+    #[serde(rename = "paymentId")]
+    pub payment_id: Uuid,
+}

@@ -1,0 +1,7 @@
+//! What both services need around their handlers: database settings and a
+//! connection pool whose every use has a deadline, migrations applied under
+//! an advisory lock, logging, and the shutdown signal.
+
+pub mod database;
+pub mod logging;
+pub mod shutdown;
