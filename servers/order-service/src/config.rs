@@ -8,7 +8,7 @@ use std::net::IpAddr;
 /// Every setting can be given as a flag or as the environment variable
 /// shown beside it.
 #[derive(Clone, Parser)]
-#[command(name = "order-service", version, mut_arg("db_name", |a| a.default_value("order_db")))]
+#[command(name = "order-service", version, mut_arg("db_name", |a| a.default_value("order_db").required(false)))]
 pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseSettings,

@@ -19,7 +19,7 @@ pub use config::Settings;
 
 use anyhow::{Context, anyhow};
 use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
-use service_support::database::{self, Database};
+use service_support::database::{self, Database, DatabaseSettings};
 use std::net::SocketAddr;
 use store::OrderStore;
 use webhook::CallbackVerifier;
@@ -36,6 +36,18 @@ const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273;
 pub struct ServiceContext {
     store: OrderStore,
     verifier: CallbackVerifier,
+}
+
+/// Brings the database schema up to date. [`start`] does this too; the
+/// harness calls it to prepare a template database.
+pub async fn migrate(database: &DatabaseSettings, log: &slog::Logger) -> anyhow::Result<()> {
+    database::migrate(
+        database,
+        embedded::migrations::runner(),
+        MIGRATION_LOCK_KEY,
+        log,
+    )
+    .await
 }
 
 /// Migrates the database and starts serving. The returned server runs

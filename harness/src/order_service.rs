@@ -1,0 +1,170 @@
+//! order-service under test: the real service, in-process on
+//! `127.0.0.1:0`, on a database of its own, behind a conformance proxy.
+
+use crate::postgres::Cluster;
+use crate::proxy::ConformanceProxy;
+use crate::{test_logger, webhook};
+use dropshot::HttpServer;
+use order_service::{ServiceContext, Settings};
+use service_support::database::DatabaseSettings;
+use tokio::sync::OnceCell;
+
+/// The migrated database every test's database is copied from.
+const TEMPLATE: &str = "order_template";
+
+pub struct OrderServiceTest<'c> {
+    cluster: &'c Cluster,
+    database: String,
+    settings: Settings,
+    server: Option<HttpServer<ServiceContext>>,
+    proxy: ConformanceProxy,
+    /// The generated client, signing callbacks with [`OrderServiceTest::secret`].
+    pub client: order_client::Client,
+    /// A plain HTTP client, for requests the generated client cannot make.
+    pub http: reqwest::Client,
+}
+
+impl OrderServiceTest<'static> {
+    /// order-service on a fresh database of the test binary's shared cluster.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`OrderServiceTest::start`], after `adjust` has changed the settings.
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let cluster = Cluster::shared();
+        static MIGRATED: OnceCell<()> = OnceCell::const_new();
+        MIGRATED
+            .get_or_init(|| async {
+                cluster
+                    .create_database(TEMPLATE, None)
+                    .await
+                    .expect("create the template database");
+                let settings = settings_for(cluster, TEMPLATE);
+                order_service::migrate(&settings.database, &test_logger("migrate"))
+                    .await
+                    .expect("migrate the template database");
+            })
+            .await;
+        let database = unique_name();
+        cluster
+            .create_database(&database, Some(TEMPLATE))
+            .await
+            .expect("copy the template database");
+        OrderServiceTest::launch(cluster, database, adjust).await
+    }
+}
+
+impl<'c> OrderServiceTest<'c> {
+    /// order-service on a fresh database of `cluster`, migrated at start-up.
+    pub async fn start_on(cluster: &'c Cluster) -> Self {
+        let database = unique_name();
+        cluster
+            .create_database(&database, None)
+            .await
+            .expect("create the database");
+        OrderServiceTest::launch(cluster, database, |_| {}).await
+    }
+
+    async fn launch(
+        cluster: &'c Cluster,
+        database: String,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let mut settings = settings_for(cluster, &database);
+        adjust(&mut settings);
+        let server = order_service::start(&settings, test_logger("order-service"))
+            .await
+            .expect("order-service starts");
+        let proxy = ConformanceProxy::start(format!("http://{}", server.local_addr()))
+            .await
+            .expect("the conformance proxy starts");
+        let client = order_client::Client::new(
+            &proxy.url(),
+            order_client::ClientContext::with_callback_secret(settings.callback_secret.clone()),
+        );
+        OrderServiceTest {
+            cluster,
+            database,
+            settings,
+            server: Some(server),
+            proxy,
+            client,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The URL of `path` on the service (through the proxy).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.proxy.url())
+    }
+
+    /// The callback secret the service was started with.
+    pub fn secret(&self) -> &str {
+        &self.settings.callback_secret
+    }
+
+    /// A connection to the service's database, for checking what changed.
+    pub async fn database(&self) -> tokio_postgres::Client {
+        self.cluster
+            .connect(&self.database)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// The number of orders in the database.
+    pub async fn order_count(&self) -> i64 {
+        self.database()
+            .await
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await
+            .expect("count orders")
+            .get(0)
+    }
+
+    /// Stops the service; asserts that every response it gave conformed to
+    /// the contract; drops the database.
+    pub async fn cleanup(mut self) {
+        if let Some(server) = self.server.take() {
+            server
+                .close()
+                .await
+                .expect("order-service shuts down cleanly");
+        }
+        let violations = self.proxy.violations();
+        assert!(
+            violations.is_empty(),
+            "responses broke the contract:\n{}",
+            violations.join("\n")
+        );
+        self.cluster
+            .drop_database(&self.database)
+            .await
+            .expect("drop the test database");
+    }
+}
+
+fn unique_name() -> String {
+    format!("test_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn settings_for(cluster: &Cluster, database: &str) -> Settings {
+    Settings {
+        database: DatabaseSettings {
+            url: Some(cluster.connection_string(database)),
+            host: String::new(),
+            port: 0,
+            user: String::new(),
+            password: None,
+            name: database.to_string(),
+            pool_size: 4,
+            timeout_ms: 1500,
+        },
+        listen_addr: [127, 0, 0, 1].into(),
+        port: 0,
+        callback_secret: webhook::new_secret(),
+        previous_callback_secret: None,
+        max_body_bytes: 16 * 1024,
+        log_level: "debug".to_string(),
+    }
+}

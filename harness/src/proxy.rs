@@ -1,0 +1,165 @@
+//! A reverse proxy that sits in front of a service under test and checks
+//! every response against the contract. Tests talk to the proxy, through
+//! the generated clients or raw HTTP alike, so no response escapes the
+//! check; what breaks the contract is collected for the test to assert on.
+
+use crate::conformance::Conformance;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Headers that describe one hop, not the message.
+const HOP_BY_HOP: [&str; 5] = [
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+];
+
+pub struct ConformanceProxy {
+    address: SocketAddr,
+    violations: Arc<Mutex<Vec<String>>>,
+    checked: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl ConformanceProxy {
+    /// Starts proxying `127.0.0.1:<free port>` to `upstream` (`http://host:port`).
+    pub async fn start(upstream: String) -> anyhow::Result<ConformanceProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let checked = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared {
+            upstream,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            contract: Conformance::shared(),
+            violations: violations.clone(),
+            checked: checked.clone(),
+        });
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, std::convert::Infallible>(shared.forward(request).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(ConformanceProxy {
+            address,
+            violations,
+            checked,
+            task,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// What broke the contract so far, one line each.
+    pub fn violations(&self) -> Vec<String> {
+        self.violations.lock().expect("violations lock").clone()
+    }
+
+    /// The operationIds of the documented responses checked so far.
+    pub fn checked_operations(&self) -> Vec<String> {
+        self.checked.lock().expect("checked lock").clone()
+    }
+}
+
+impl Drop for ConformanceProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    upstream: String,
+    client: reqwest::Client,
+    contract: Arc<Conformance>,
+    violations: Arc<Mutex<Vec<String>>>,
+    checked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Shared {
+    async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        match self.try_forward(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                let mut response =
+                    Response::new(Full::new(Bytes::from(format!("proxy: {error:#}"))));
+                *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+                response
+            }
+        }
+    }
+
+    async fn try_forward(
+        &self,
+        request: Request<Incoming>,
+    ) -> anyhow::Result<Response<Full<Bytes>>> {
+        let (parts, body) = request.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let mut outgoing = self.client.request(
+            parts.method.clone(),
+            format!("{}{path_and_query}", self.upstream),
+        );
+        for (name, value) in &parts.headers {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        let reply = outgoing.body(body).send().await?;
+        let status = reply.status();
+        let headers = reply.headers().clone();
+        let bytes = reply.bytes().await?;
+
+        let method = parts.method.as_str();
+        let path = parts.uri.path();
+        let problems = self
+            .contract
+            .check(method, path, status.as_u16(), &headers, &bytes);
+        self.violations
+            .lock()
+            .expect("violations lock")
+            .extend(problems);
+        if let Some(id) = self.contract.operation_id(method, path) {
+            self.checked
+                .lock()
+                .expect("checked lock")
+                .push(id.to_string());
+        }
+
+        let mut response = Response::new(Full::new(bytes));
+        *response.status_mut() = status;
+        for (name, value) in &headers {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                response.headers_mut().append(name, value.clone());
+            }
+        }
+        Ok(response)
+    }
+}
