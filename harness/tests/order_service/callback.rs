@@ -1,1 +1,525 @@
-//! TODO
+//! The payment callback: signed per Standard Webhooks, idempotent, and
+//! never settling an order twice or for the wrong amount.
+
+use crate::{assert_error, error_body, order_request, send};
+use harness::order_service::OrderServiceTest;
+use harness::webhook::{new_secret, now, signature};
+use order_client::types::{Order, OrderStatus, PaymentCallback, PaymentOutcome as Outcome};
+use reqwest::{Method, StatusCode};
+use std::num::NonZeroU64;
+use uuid::Uuid;
+
+fn report(order: &Order, payment_id: Uuid, outcome: Outcome, amount: i64) -> PaymentCallback {
+    PaymentCallback {
+        order_id: order.id,
+        payment_id,
+        payment_status: outcome,
+        amount: NonZeroU64::new(amount as u64).unwrap(),
+    }
+}
+
+async fn pending_order(test: &OrderServiceTest<'_>) -> Order {
+    test.client
+        .create_order(&order_request("Headphones", 2, 7_500))
+        .await
+        .unwrap()
+        .into_inner()
+        .data
+}
+
+/// Posts `body` to the callback with the given webhook headers.
+async fn post_callback(
+    test: &OrderServiceTest<'_>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, serde_json::Value) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    send(
+        test,
+        Method::POST,
+        "/internal/payment-callback",
+        &all,
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_successful_payment_marks_the_order_paid() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let payment = Uuid::new_v4();
+
+    let settled = test
+        .client
+        .payment_callback("msg_1", &report(&order, payment, Outcome::Success, 15_000))
+        .await
+        .unwrap();
+
+    let settled = settled.into_inner().data;
+    assert_eq!(settled.status, OrderStatus::Paid);
+    assert_eq!(settled.payment_id, Some(payment));
+    assert_eq!(
+        test.client
+            .get_order(&order.id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+            .status,
+        OrderStatus::Paid
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failed_payment_marks_the_order_failed() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+
+    let settled = test
+        .client
+        .payment_callback(
+            "msg_1",
+            &report(&order, Uuid::new_v4(), Outcome::Failed, 15_000),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    assert_eq!(settled.status, OrderStatus::Failed);
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_report_again_is_a_200_that_changes_nothing() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let callback = report(&order, Uuid::new_v4(), Outcome::Success, 15_000);
+    let first = test
+        .client
+        .payment_callback("msg_1", &callback)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    for _ in 0..5 {
+        let again = test
+            .client
+            .payment_callback("msg_1", &callback)
+            .await
+            .unwrap()
+            .into_inner()
+            .data;
+        assert_eq!(
+            (again.status, again.updated_at),
+            (OrderStatus::Paid, first.updated_at)
+        );
+    }
+    let concurrent =
+        futures::future::join_all((0..5).map(|_| test.client.payment_callback("msg_1", &callback)))
+            .await;
+    for reply in concurrent {
+        assert_eq!(
+            reply.unwrap().into_inner().data.updated_at,
+            first.updated_at
+        );
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn concurrent_first_deliveries_settle_the_order_once() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let callback = report(&order, Uuid::new_v4(), Outcome::Success, 15_000);
+
+    let replies =
+        futures::future::join_all((0..5).map(|_| test.client.payment_callback("msg_1", &callback)))
+            .await;
+
+    let orders: Vec<Order> = replies
+        .into_iter()
+        .map(|r| r.unwrap().into_inner().data)
+        .collect();
+    assert!(
+        orders
+            .iter()
+            .all(|o| o.status == OrderStatus::Paid && o.updated_at == orders[0].updated_at)
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_report_contradicting_a_settled_order_is_a_409() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let payment = Uuid::new_v4();
+    test.client
+        .payment_callback("msg_1", &report(&order, payment, Outcome::Success, 15_000))
+        .await
+        .unwrap();
+
+    let other_outcome = report(&order, payment, Outcome::Failed, 15_000);
+    let other_payment = report(&order, Uuid::new_v4(), Outcome::Success, 15_000);
+    for callback in [other_outcome, other_payment] {
+        let (status, error) = error_body(test.client.payment_callback("msg_2", &callback).await);
+        assert_eq!(
+            (status, error.data.error_code.as_str()),
+            (StatusCode::CONFLICT, "ORDER_ALREADY_SETTLED")
+        );
+    }
+    let after = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (after.status, after.payment_id),
+        (OrderStatus::Paid, Some(payment))
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_success_for_another_amount_is_a_409_and_the_order_stays_pending() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+
+    let (status, error) = error_body(
+        test.client
+            .payment_callback(
+                "msg_1",
+                &report(&order, Uuid::new_v4(), Outcome::Success, 14_999),
+            )
+            .await,
+    );
+
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::CONFLICT, "AMOUNT_MISMATCH")
+    );
+    assert!(
+        error.data.message.contains("14999") && error.data.message.contains("15000"),
+        "{}",
+        error.data.message
+    );
+    assert_eq!(
+        test.client
+            .get_order(&order.id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+            .status,
+        OrderStatus::Pending
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_report_for_an_unknown_order_is_a_404() {
+    let test = OrderServiceTest::start().await;
+    let mut ghost = pending_order(&test).await;
+    ghost.id = Uuid::new_v4();
+
+    let (status, error) = error_body(
+        test.client
+            .payment_callback(
+                "msg_1",
+                &report(&ghost, Uuid::new_v4(), Outcome::Success, 15_000),
+            )
+            .await,
+    );
+
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND")
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_settled_order_can_no_longer_be_changed_or_deleted() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    test.client
+        .payment_callback(
+            "msg_1",
+            &report(&order, Uuid::new_v4(), Outcome::Failed, 15_000),
+        )
+        .await
+        .unwrap();
+
+    let (status, error) = error_body(
+        test.client
+            .update_order(&order.id, &order_request("Other", 1, 1))
+            .await,
+    );
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::CONFLICT, "ORDER_NOT_PENDING")
+    );
+    assert!(
+        error.data.message.contains("is failed"),
+        "{}",
+        error.data.message
+    );
+    let (status, error) = error_body(test.client.delete_order(&order.id).await);
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::CONFLICT, "ORDER_NOT_PENDING")
+    );
+    let after = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (after.item_name.as_str(), after.status),
+        ("Headphones", OrderStatus::Failed)
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn unsigned_stale_tampered_or_foreign_callbacks_are_401_and_change_nothing() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let body = serde_json::json!({
+        "order_id": order.id, "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 15_000
+    })
+    .to_string();
+    let tampered = body.replace("15000", "1");
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap())
+            .unwrap();
+    let secret = test.secret().to_string();
+    let ts = now();
+    let valid = signature(&secret, "msg_1", ts, body.as_bytes());
+
+    let cases: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+        ("no headers", body.clone(), vec![]),
+        (
+            "no signature",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", ts.to_string()),
+            ],
+        ),
+        (
+            "no id",
+            body.clone(),
+            vec![
+                ("webhook-timestamp", ts.to_string()),
+                ("webhook-signature", valid.clone()),
+            ],
+        ),
+        (
+            "no timestamp",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-signature", valid.clone()),
+            ],
+        ),
+        (
+            "tampered body",
+            tampered,
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", ts.to_string()),
+                ("webhook-signature", valid.clone()),
+            ],
+        ),
+        (
+            "re-serialised body",
+            pretty,
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", ts.to_string()),
+                ("webhook-signature", valid.clone()),
+            ],
+        ),
+        (
+            "another id",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_2".into()),
+                ("webhook-timestamp", ts.to_string()),
+                ("webhook-signature", valid.clone()),
+            ],
+        ),
+        (
+            "another secret",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", ts.to_string()),
+                (
+                    "webhook-signature",
+                    signature(&new_secret(), "msg_1", ts, body.as_bytes()),
+                ),
+            ],
+        ),
+        (
+            "301 s old",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", (ts - 301).to_string()),
+                (
+                    "webhook-signature",
+                    signature(&secret, "msg_1", ts - 301, body.as_bytes()),
+                ),
+            ],
+        ),
+        (
+            "301 s ahead",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", (ts + 301).to_string()),
+                (
+                    "webhook-signature",
+                    signature(&secret, "msg_1", ts + 301, body.as_bytes()),
+                ),
+            ],
+        ),
+        (
+            "timestamp not a number",
+            body.clone(),
+            vec![
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", "soon".into()),
+                ("webhook-signature", valid.clone()),
+            ],
+        ),
+    ];
+    for (case, body, headers) in cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let (status, reply) = post_callback(&test, &body, &headers).await;
+        let message = assert_error(status, &reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        assert!(
+            message.starts_with("payment callback rejected: "),
+            "{case}: {message}"
+        );
+    }
+    let after = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (after.status, after.updated_at),
+        (OrderStatus::Pending, order.updated_at)
+    );
+
+    // The same request, correctly signed and 290 s old, is accepted.
+    let ts = now() - 290;
+    let signed = signature(&secret, "msg_1", ts, body.as_bytes());
+    let headers = [
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", &ts.to_string()),
+        ("webhook-signature", &signed),
+    ];
+    let (status, reply) = post_callback(&test, &body, &headers).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["data"]["status"], "paid");
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn during_a_rotation_either_secret_is_accepted() {
+    let old = new_secret();
+    let old_for_settings = old.clone();
+    let test =
+        OrderServiceTest::start_with(|s| s.previous_callback_secret = Some(old_for_settings)).await;
+    let first = pending_order(&test).await;
+    let second = pending_order(&test).await;
+    let current = test.secret().to_string();
+
+    for (order, signatures) in [
+        (&first, vec![old.as_str()]),
+        (&second, vec![old.as_str(), current.as_str()]),
+    ] {
+        let body = serde_json::json!({
+            "order_id": order.id, "payment_id": Uuid::new_v4(), "payment_status": "failed", "amount": 15_000
+        })
+        .to_string();
+        let ts = now();
+        let header = signatures
+            .iter()
+            .map(|s| signature(s, "msg_r", ts, body.as_bytes()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let headers = [
+            ("webhook-id", "msg_r"),
+            ("webhook-timestamp", &ts.to_string()),
+            ("webhook-signature", &header),
+        ];
+        let (status, reply) = post_callback(&test, &body, &headers).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_signed_body_that_breaks_the_schema_is_a_400() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let secret = test.secret().to_string();
+    let bodies = [
+        serde_json::json!({"order_id": order.id, "payment_id": Uuid::new_v4(), "payment_status": "refunded", "amount": 1}),
+        serde_json::json!({"order_id": order.id, "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 0}),
+        serde_json::json!({"order_id": order.id, "payment_status": "success", "amount": 1}),
+        serde_json::json!({"order_id": "nope", "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 1}),
+    ];
+    for body in bodies {
+        let body = body.to_string();
+        let ts = now();
+        let signed = signature(&secret, "msg_1", ts, body.as_bytes());
+        let headers = [
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", &ts.to_string()),
+            ("webhook-signature", &signed),
+        ];
+        let (status, reply) = post_callback(&test, &body, &headers).await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST, "INVALID_BODY");
+    }
+    let (status, reply) = send(
+        &test,
+        Method::POST,
+        "/internal/payment-callback",
+        &[("content-type", "text/plain")],
+        Some("{}"),
+    )
+    .await;
+    assert_error(
+        status,
+        &reply,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    assert_eq!(
+        test.client
+            .get_order(&order.id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+            .status,
+        OrderStatus::Pending
+    );
+    test.cleanup().await;
+}

@@ -114,13 +114,14 @@ impl HttpResponseError for ApiError {
 /// extractors write, and the harness pins each of them.
 impl From<HttpError> for ApiError {
     fn from(error: HttpError) -> Self {
-        let message = error.external_message;
+        let mut message = error.external_message;
         let (status, code) = if message.starts_with("request body exceeded maximum size") {
             (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BodyTooLarge)
         } else if message.starts_with("unsupported content-type")
             || message.starts_with("expected content type")
             || message.starts_with("invalid content type")
         {
+            message.push_str("; send the body as JSON with content-type: application/json");
             (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorCode::UnsupportedMediaType,
