@@ -156,11 +156,29 @@ impl Cluster {
         let Some(postmaster) = self.postmaster.lock().expect("postmaster lock").take() else {
             return Ok(());
         };
+        // A frozen cluster would never act on the shutdown signal.
+        signal_tree(postmaster.pid, Signal::SIGCONT);
         kill(postmaster.pid, Signal::SIGINT).context("cannot signal postgres")?;
         postmaster
             .exited
             .recv_timeout(Duration::from_secs(30))
             .context("postgres did not stop within 30 s")
+    }
+
+    /// Freezes every process of the cluster (SIGSTOP): connections stay open
+    /// but nothing answers, as with a hung server or a network black hole.
+    /// The cluster thaws when the returned guard is dropped.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self
+            .postmaster
+            .lock()
+            .expect("postmaster lock")
+            .as_ref()
+            .map(|p| p.pid);
+        if let Some(pid) = pid {
+            signal_tree(pid, Signal::SIGSTOP);
+        }
+        Frozen { pid }
     }
 
     /// Creates an empty database, or a copy of `template`.
@@ -234,6 +252,42 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Thaws a frozen cluster when dropped.
+pub struct Frozen {
+    pid: Option<Pid>,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            signal_tree(pid, Signal::SIGCONT);
+        }
+    }
+}
+
+/// Signals the postmaster and its backends (its children, found in /proc).
+fn signal_tree(postmaster: Pid, signal: Signal) {
+    let _ = kill(postmaster, signal);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The parent pid is the second field after the parenthesised name.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        let pid = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok());
+        if let (Some(pid), Some(parent)) = (pid, parent)
+            && parent == postmaster.as_raw()
+        {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
     }
 }
 

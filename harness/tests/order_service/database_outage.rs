@@ -1,1 +1,121 @@
-//! TODO
+//! With the database stopped or hung, every request is answered promptly
+//! with a 503 in the envelope, and the service recovers by itself.
+//!
+//! These tests stop their own PostgreSQL cluster, not the shared one.
+
+use crate::{error_body, order_request};
+use harness::order_service::OrderServiceTest;
+use harness::postgres::Cluster;
+use order_client::types::{ApiError, PaymentCallback, PaymentOutcome};
+use reqwest::StatusCode;
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Each request must be answered within this bound; the service's own
+/// database deadline in tests is 1.5 s.
+const ANSWER_BOUND: Duration = Duration::from_secs(3);
+
+/// Calls every operation once; each must answer 503 SERVICE_UNAVAILABLE
+/// within the bound. Returns the slowest answer's time.
+async fn every_operation_is_unavailable(test: &OrderServiceTest<'_>, order: Uuid) -> Duration {
+    let request = order_request("Desk", 1, 100);
+    let callback = PaymentCallback {
+        order_id: order,
+        payment_id: Uuid::new_v4(),
+        payment_status: PaymentOutcome::Success,
+        amount: NonZeroU64::new(100).unwrap(),
+    };
+    let mut slowest = Duration::ZERO;
+    for operation in ["create", "list", "get", "update", "delete", "callback"] {
+        let started = Instant::now();
+        let result: Result<(), order_client::Error<ApiError>> = match operation {
+            "create" => test.client.create_order(&request).await.map(drop),
+            "list" => test.client.list_orders(None, None, None).await.map(drop),
+            "get" => test.client.get_order(&order).await.map(drop),
+            "update" => test.client.update_order(&order, &request).await.map(drop),
+            "delete" => test.client.delete_order(&order).await.map(drop),
+            _ => test
+                .client
+                .payment_callback("msg_1", &callback)
+                .await
+                .map(drop),
+        };
+        let elapsed = started.elapsed();
+        let (status, error) = error_body(result);
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{operation}: {error:?}"
+        );
+        assert_eq!(error.data.error_code, "SERVICE_UNAVAILABLE", "{operation}");
+        assert!(elapsed < ANSWER_BOUND, "{operation} took {elapsed:?}");
+        slowest = slowest.max(elapsed);
+    }
+    slowest
+}
+
+/// Polls until the order can be read again; returns how long that took.
+async fn recovers(test: &OrderServiceTest<'_>, order: Uuid) -> Duration {
+    let started = Instant::now();
+    while test.client.get_order(&order).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not recovered after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn with_the_database_stopped_requests_get_a_503_and_the_service_recovers() {
+    let cluster = Cluster::start().expect("a private cluster");
+    let test = OrderServiceTest::start_on(&cluster).await;
+    let order = test
+        .client
+        .create_order(&order_request("Desk", 1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    cluster.stop().unwrap();
+    let slowest = every_operation_is_unavailable(&test, order.id).await;
+    cluster.resume().unwrap();
+    let recovery = recovers(&test, order.id).await;
+
+    eprintln!("database stopped: slowest 503 {slowest:?}; recovered {recovery:?} after restart");
+    assert_eq!(
+        test.client
+            .get_order(&order.id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+            .id,
+        order.id
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_the_database_hung_requests_get_a_503_and_the_service_recovers() {
+    let cluster = Cluster::start().expect("a private cluster");
+    let test = OrderServiceTest::start_on(&cluster).await;
+    let order = test
+        .client
+        .create_order(&order_request("Desk", 1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    let frozen = cluster.freeze();
+    let slowest = every_operation_is_unavailable(&test, order.id).await;
+    drop(frozen);
+    let recovery = recovers(&test, order.id).await;
+
+    eprintln!("database hung: slowest 503 {slowest:?}; recovered {recovery:?} after thawing");
+    test.cleanup().await;
+}
