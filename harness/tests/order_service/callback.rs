@@ -289,6 +289,33 @@ async fn a_settled_order_can_no_longer_be_changed_or_deleted() {
     test.cleanup().await;
 }
 
+/// One delivery attempt: a body and the webhook headers sent with it.
+struct Attempt {
+    body: String,
+    id: Option<&'static str>,
+    timestamp: Option<String>,
+    signature: Option<String>,
+}
+
+impl Attempt {
+    fn signed(secret: &str, id: &'static str, timestamp: i64, body: &str) -> Attempt {
+        Attempt {
+            body: body.to_string(),
+            id: Some(id),
+            timestamp: Some(timestamp.to_string()),
+            signature: Some(signature(secret, id, timestamp, body.as_bytes())),
+        }
+    }
+
+    async fn post(&self, test: &OrderServiceTest<'_>) -> (StatusCode, serde_json::Value) {
+        let mut headers = vec![];
+        headers.extend(self.id.map(|id| ("webhook-id", id)));
+        headers.extend(self.timestamp.as_deref().map(|t| ("webhook-timestamp", t)));
+        headers.extend(self.signature.as_deref().map(|s| ("webhook-signature", s)));
+        post_callback(test, &self.body, &headers).await
+    }
+}
+
 #[tokio::test]
 async fn unsigned_stale_tampered_or_foreign_callbacks_are_401_and_change_nothing() {
     let test = OrderServiceTest::start().await;
@@ -297,116 +324,87 @@ async fn unsigned_stale_tampered_or_foreign_callbacks_are_401_and_change_nothing
         "order_id": order.id, "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 15_000
     })
     .to_string();
-    let tampered = body.replace("15000", "1");
+    let secret = test.secret().to_string();
+    let ts = now();
+    let valid = || Attempt::signed(&secret, "msg_1", ts, &body);
     let pretty =
         serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap())
             .unwrap();
-    let secret = test.secret().to_string();
-    let ts = now();
-    let valid = signature(&secret, "msg_1", ts, body.as_bytes());
 
-    let cases: Vec<(&str, String, Vec<(&str, String)>)> = vec![
-        ("no headers", body.clone(), vec![]),
+    let cases = [
+        (
+            "no headers",
+            Attempt {
+                id: None,
+                timestamp: None,
+                signature: None,
+                ..valid()
+            },
+        ),
         (
             "no signature",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", ts.to_string()),
-            ],
+            Attempt {
+                signature: None,
+                ..valid()
+            },
         ),
         (
             "no id",
-            body.clone(),
-            vec![
-                ("webhook-timestamp", ts.to_string()),
-                ("webhook-signature", valid.clone()),
-            ],
+            Attempt {
+                id: None,
+                ..valid()
+            },
         ),
         (
             "no timestamp",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-signature", valid.clone()),
-            ],
+            Attempt {
+                timestamp: None,
+                ..valid()
+            },
         ),
         (
             "tampered body",
-            tampered,
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", ts.to_string()),
-                ("webhook-signature", valid.clone()),
-            ],
+            Attempt {
+                body: body.replace("15000", "1"),
+                ..valid()
+            },
         ),
         (
             "re-serialised body",
-            pretty,
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", ts.to_string()),
-                ("webhook-signature", valid.clone()),
-            ],
+            Attempt {
+                body: pretty,
+                ..valid()
+            },
         ),
         (
             "another id",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_2".into()),
-                ("webhook-timestamp", ts.to_string()),
-                ("webhook-signature", valid.clone()),
-            ],
+            Attempt {
+                id: Some("msg_2"),
+                ..valid()
+            },
         ),
         (
             "another secret",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", ts.to_string()),
-                (
-                    "webhook-signature",
-                    signature(&new_secret(), "msg_1", ts, body.as_bytes()),
-                ),
-            ],
+            Attempt::signed(&new_secret(), "msg_1", ts, &body),
         ),
         (
             "301 s old",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", (ts - 301).to_string()),
-                (
-                    "webhook-signature",
-                    signature(&secret, "msg_1", ts - 301, body.as_bytes()),
-                ),
-            ],
+            Attempt::signed(&secret, "msg_1", ts - 301, &body),
         ),
         (
             "301 s ahead",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", (ts + 301).to_string()),
-                (
-                    "webhook-signature",
-                    signature(&secret, "msg_1", ts + 301, body.as_bytes()),
-                ),
-            ],
+            Attempt::signed(&secret, "msg_1", ts + 301, &body),
         ),
         (
             "timestamp not a number",
-            body.clone(),
-            vec![
-                ("webhook-id", "msg_1".into()),
-                ("webhook-timestamp", "soon".into()),
-                ("webhook-signature", valid.clone()),
-            ],
+            Attempt {
+                timestamp: Some("soon".into()),
+                ..valid()
+            },
         ),
     ];
-    for (case, body, headers) in cases {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let (status, reply) = post_callback(&test, &body, &headers).await;
+    for (case, attempt) in cases {
+        let (status, reply) = attempt.post(&test).await;
         let message = assert_error(status, &reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
         assert!(
             message.starts_with("payment callback rejected: "),
@@ -426,14 +424,9 @@ async fn unsigned_stale_tampered_or_foreign_callbacks_are_401_and_change_nothing
     );
 
     // The same request, correctly signed and 290 s old, is accepted.
-    let ts = now() - 290;
-    let signed = signature(&secret, "msg_1", ts, body.as_bytes());
-    let headers = [
-        ("webhook-id", "msg_1"),
-        ("webhook-timestamp", &ts.to_string()),
-        ("webhook-signature", &signed),
-    ];
-    let (status, reply) = post_callback(&test, &body, &headers).await;
+    let (status, reply) = Attempt::signed(&secret, "msg_1", now() - 290, &body)
+        .post(&test)
+        .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply["data"]["status"], "paid");
     test.cleanup().await;
@@ -458,17 +451,14 @@ async fn during_a_rotation_either_secret_is_accepted() {
         })
         .to_string();
         let ts = now();
-        let header = signatures
+        let both = signatures
             .iter()
-            .map(|s| signature(s, "msg_r", ts, body.as_bytes()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let headers = [
-            ("webhook-id", "msg_r"),
-            ("webhook-timestamp", &ts.to_string()),
-            ("webhook-signature", &header),
-        ];
-        let (status, reply) = post_callback(&test, &body, &headers).await;
+            .map(|s| signature(s, "msg_r", ts, body.as_bytes()));
+        let attempt = Attempt {
+            signature: Some(both.collect::<Vec<_>>().join(" ")),
+            ..Attempt::signed(&current, "msg_r", ts, &body)
+        };
+        let (status, reply) = attempt.post(&test).await;
         assert_eq!(status, StatusCode::OK, "{reply}");
     }
     test.cleanup().await;
@@ -486,15 +476,9 @@ async fn a_signed_body_that_breaks_the_schema_is_a_400() {
         serde_json::json!({"order_id": "nope", "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 1}),
     ];
     for body in bodies {
-        let body = body.to_string();
-        let ts = now();
-        let signed = signature(&secret, "msg_1", ts, body.as_bytes());
-        let headers = [
-            ("webhook-id", "msg_1"),
-            ("webhook-timestamp", &ts.to_string()),
-            ("webhook-signature", &signed),
-        ];
-        let (status, reply) = post_callback(&test, &body, &headers).await;
+        let (status, reply) = Attempt::signed(&secret, "msg_1", now(), &body.to_string())
+            .post(&test)
+            .await;
         assert_error(status, &reply, StatusCode::BAD_REQUEST, "INVALID_BODY");
     }
     let (status, reply) = send(
