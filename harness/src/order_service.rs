@@ -148,7 +148,9 @@ fn unique_name() -> String {
     format!("test_{}", uuid::Uuid::new_v4().simple())
 }
 
-fn settings_for(cluster: &Cluster, database: &str) -> Settings {
+/// Settings for order-service on `database` of `cluster`: port 0, a fresh
+/// callback secret, a small pool.
+pub fn settings_for(cluster: &Cluster, database: &str) -> Settings {
     Settings {
         database: DatabaseSettings {
             url: Some(cluster.connection_string(database)),
