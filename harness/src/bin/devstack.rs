@@ -23,7 +23,9 @@ async fn run() -> anyhow::Result<()> {
     cluster.create_database("order_db", None).await?;
     let mut settings = settings_for(&cluster, "order_db");
     settings.port = match std::env::var("PORT") {
-        Ok(port) => port.parse().map_err(|_| anyhow::anyhow!("PORT={port:?} is not a port number"))?,
+        Ok(port) => port
+            .parse()
+            .map_err(|_| anyhow::anyhow!("PORT={port:?} is not a port number"))?,
         Err(_) => 8080,
     };
     if let Ok(secret) = std::env::var("PAYMENT_CALLBACK_SECRET") {
@@ -34,12 +36,18 @@ async fn run() -> anyhow::Result<()> {
 
     println!("order-service  http://{}", server.local_addr());
     println!("PostgreSQL     {}", cluster.connection_string("order_db"));
-    println!("callback secret (PAYMENT_CALLBACK_SECRET): {}", settings.callback_secret);
+    println!(
+        "callback secret (PAYMENT_CALLBACK_SECRET): {}",
+        settings.callback_secret
+    );
     println!("Ctrl-C stops both and deletes the database.");
 
     let signal = service_support::shutdown::signal_received().await?;
     println!("{signal}: stopping");
-    server.close().await.map_err(|e| anyhow::anyhow!("order-service did not stop cleanly: {e}"))?;
+    server
+        .close()
+        .await
+        .map_err(|e| anyhow::anyhow!("order-service did not stop cleanly: {e}"))?;
     cluster.stop()?;
     Ok(())
 }

@@ -27,7 +27,7 @@ pub struct ErrorData {
     /// `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`,
     /// `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`,
     /// `ORDER_NOT_PENDING`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`,
-    /// `ORDER_SERVICE_UNAVAILABLE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`,
+    /// `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`,
     /// `INVALID_REQUEST`. New codes may be added; treat unknown ones by their HTTP status.
     pub error_code: String,
     /// What happened and what to change, for a person to read. Not stable: do not parse it.
@@ -54,6 +54,7 @@ pub enum ErrorCode {
     OrderAlreadySettled,
     PaymentNotPending,
     OrderServiceUnavailable,
+    OrderServiceBadResponse,
     ServiceUnavailable,
     InternalError,
     InvalidRequest,
@@ -77,6 +78,7 @@ impl ErrorCode {
             ErrorCode::OrderAlreadySettled => "ORDER_ALREADY_SETTLED",
             ErrorCode::PaymentNotPending => "PAYMENT_NOT_PENDING",
             ErrorCode::OrderServiceUnavailable => "ORDER_SERVICE_UNAVAILABLE",
+            ErrorCode::OrderServiceBadResponse => "ORDER_SERVICE_BAD_RESPONSE",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",

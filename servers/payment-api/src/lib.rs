@@ -32,8 +32,10 @@ pub trait PaymentApi {
     /// order exists (`ORDER_NOT_FOUND`, 404), is `pending` (`ORDER_NOT_PENDING`,
     /// 409) and that `amount` equals its `total_amount` (`AMOUNT_MISMATCH`,
     /// 400). An order has at most one payment: creating one again answers 200
-    /// with the existing payment. If order-service cannot be reached the
-    /// answer is `ORDER_SERVICE_UNAVAILABLE` (503), and nothing is created.
+    /// with the existing payment. If order-service cannot be reached in time
+    /// the answer is `ORDER_SERVICE_UNAVAILABLE` (503), and if it answers
+    /// something unreadable, `ORDER_SERVICE_BAD_RESPONSE` (502); either way
+    /// nothing is created.
     #[endpoint { method = POST, path = "/payments", tags = ["payments"] }]
     async fn create_payment(
         rqctx: RequestContext<Self::Context>,
@@ -155,6 +157,32 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
     /// When the payment last changed (RFC 3339).
     pub updated_at: DateTime<Utc>,
+    /// Whether order-service has been told the payment's outcome.
+    pub order_notification: OrderNotification,
+    /// When order-service acknowledged the outcome (RFC 3339); `null` until then.
+    pub order_notified_at: Option<DateTime<Utc>>,
+}
+
+/// How far telling order-service about a payment's outcome has got.
+///
+/// The outcome is recorded together with the payment's change of status and
+/// delivered afterwards, retried with backoff while order-service is
+/// unreachable, so a settled payment is `pending` here for a while at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderNotification {
+    /// The payment is still pending: there is no outcome to report yet.
+    None,
+    /// The outcome is waiting to be delivered, or being retried.
+    Pending,
+    /// order-service acknowledged the outcome.
+    Delivered,
+    /// order-service refused the outcome for good (for example the order was
+    /// already settled otherwise); the reason is logged. Operators can replay it.
+    Rejected,
+    /// Delivery kept failing for the whole retry window (72 hours by
+    /// default); kept as a dead letter that operators can replay.
+    DeadLetter,
 }
 
 /// The life cycle of a payment: it starts `pending` and ends once, as
@@ -168,6 +196,16 @@ pub enum PaymentStatus {
     Success,
     /// The payment failed.
     Failed,
+}
+
+impl std::fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Success => "success",
+            PaymentStatus::Failed => "failed",
+        })
+    }
 }
 
 /// The payment named in the path.

@@ -1,0 +1,148 @@
+use clap::{Parser, Subcommand};
+use service_support::database::DatabaseSettings;
+use std::net::IpAddr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// payment-service: creates payments for orders and reliably tells
+/// order-service their outcome.
+///
+/// Every setting can be given as a flag or as the environment variable
+/// shown beside it. Without a subcommand, the service runs.
+#[derive(Clone, Parser)]
+#[command(name = "payment-service", version, mut_arg("db_name", |a| a.default_value("payment_db").required(false)))]
+pub struct Settings {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// Address to listen on; 0.0.0.0 to accept connections from other hosts.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1")]
+    pub listen_addr: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, env = "PORT", default_value_t = 8081)]
+    pub port: u16,
+    /// Largest request body accepted, in bytes; larger bodies are answered 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// Log level: trace, debug, info, warn, error or critical.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    #[command(flatten)]
+    pub order_service: OrderServiceSettings,
+    #[command(flatten)]
+    pub delivery: DeliverySettings,
+}
+
+/// How to reach order-service.
+#[derive(Clone, clap::Args)]
+pub struct OrderServiceSettings {
+    /// Base URL of order-service.
+    #[arg(
+        long = "order-service-url",
+        env = "ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Deadline in milliseconds for one call to order-service (connecting included).
+    #[arg(
+        long = "order-service-timeout-ms",
+        env = "ORDER_SERVICE_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub timeout_ms: u64,
+    /// The Standard Webhooks secret callbacks are signed with: whsec_ followed by the base64 of at least 24 random bytes. Required to serve.
+    #[arg(
+        long = "callback-secret",
+        env = "PAYMENT_CALLBACK_SECRET",
+        hide_env_values = true
+    )]
+    pub callback_secret: Option<String>,
+}
+
+impl OrderServiceSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// How payment outcomes are delivered to order-service.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DeliverySettings {
+    /// First retry delay bound in milliseconds; the bound doubles per attempt (full jitter).
+    #[arg(
+        long = "callback-retry-base-ms",
+        env = "CALLBACK_RETRY_BASE_MS",
+        default_value_t = 1000
+    )]
+    pub retry_base_ms: u64,
+    /// Largest retry delay in milliseconds.
+    #[arg(
+        long = "callback-retry-cap-ms",
+        env = "CALLBACK_RETRY_CAP_MS",
+        default_value_t = 300_000
+    )]
+    pub retry_cap_ms: u64,
+    /// How long failures are retried, in seconds, before the outcome becomes a dead letter (default 72 hours).
+    #[arg(long = "callback-retry-window-secs", env = "CALLBACK_RETRY_WINDOW_SECS", default_value_t = 72 * 3600)]
+    pub retry_window_secs: u64,
+    /// How long an instance holds a claimed outcome, in milliseconds, before another may take it over.
+    #[arg(
+        long = "callback-lease-ms",
+        env = "CALLBACK_LEASE_MS",
+        default_value_t = 30_000
+    )]
+    pub lease_ms: u64,
+    /// How often to look for due outcomes without a notification, in milliseconds.
+    #[arg(
+        long = "callback-poll-ms",
+        env = "CALLBACK_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub poll_ms: u64,
+}
+
+/// Operator commands on the delivery of outcomes to order-service.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Print how many outcomes are in each delivery state.
+    Notifications,
+    /// Deliver dead-lettered or rejected outcomes again, from now on with a fresh retry window.
+    Replay {
+        /// The payments whose outcome to replay; all dead letters and rejections if none are given.
+        payment_ids: Vec<Uuid>,
+    },
+}
+
+impl std::fmt::Debug for Settings {
+    // By hand, so the callback secret never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database", &self.database)
+            .field("listen_addr", &self.listen_addr)
+            .field("port", &self.port)
+            .field("order_service_url", &self.order_service.url)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn settings_are_a_valid_command_line() {
+        Settings::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_suit_production() {
+        let settings = Settings::try_parse_from(["payment-service"]).unwrap();
+        assert_eq!(settings.database.name, "payment_db");
+        assert_eq!(settings.port, 8081);
+        assert_eq!(settings.delivery.retry_window_secs, 259_200);
+        assert!(settings.command.is_none());
+    }
+}

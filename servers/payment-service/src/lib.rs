@@ -1,0 +1,154 @@
+//! payment-service: creates payments for orders on PostgreSQL and tells
+//! order-service their outcome, reliably.
+//!
+//! - `config`: the settings, from flags or the environment.
+//! - `entrypoints`: the Dropshot handlers of [`payment_api::PaymentApi`].
+//! - `payments`: the rules (one payment per order, one settlement per payment).
+//! - `order_gateway`: calls to order-service through the generated client.
+//! - `store`: the payments' SQL, and the settlement + outbox transaction.
+//! - `outbox`: claiming outcomes for delivery and recording attempts.
+//! - `dispatcher`: delivering outcomes, with wake-ups, retries and leases.
+
+mod config;
+mod dispatcher;
+mod entrypoints;
+mod order_gateway;
+mod outbox;
+mod payments;
+mod store;
+
+pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
+
+use anyhow::{Context, anyhow};
+use dispatcher::{Dispatcher, DispatcherHandle};
+use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
+use outbox::Outbox;
+use service_support::database::{self, Database, DatabaseSettings};
+use std::net::SocketAddr;
+use std::time::Duration;
+use store::PaymentStore;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Distinguishes this service's migration lock ("payments" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
+
+/// What every handler can reach.
+pub struct ServiceContext {
+    store: PaymentStore,
+    orders: order_client::Client,
+    retry_window: Duration,
+}
+
+/// A running payment-service: the HTTP server and the outcome dispatcher.
+pub struct PaymentService {
+    server: HttpServer<ServiceContext>,
+    dispatcher: DispatcherHandle,
+}
+
+impl PaymentService {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Stops accepting requests, finishes those in flight and the
+    /// deliveries under way, then returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.server
+            .close()
+            .await
+            .map_err(|e| anyhow!("HTTP server did not close cleanly: {e}"))?;
+        self.dispatcher.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Brings the database schema up to date. [`start`] does this too.
+pub async fn migrate(database: &DatabaseSettings, log: &slog::Logger) -> anyhow::Result<()> {
+    database::migrate(
+        database,
+        embedded::migrations::runner(),
+        MIGRATION_LOCK_KEY,
+        log,
+    )
+    .await
+}
+
+/// Migrates the database, starts the dispatcher, and starts serving.
+pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<PaymentService> {
+    let secret = settings
+        .order_service
+        .callback_secret
+        .as_deref()
+        .context("PAYMENT_CALLBACK_SECRET is required: the secret shared with order-service")?;
+    migrate(&settings.database, &log).await?;
+    let db = Database::new(&settings.database)?;
+    let orders = order_gateway::order_client(&settings.order_service, secret)?;
+    let instance = format!(
+        "{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let dispatcher = Dispatcher {
+        outbox: Outbox::new(db.clone()),
+        client: orders.clone(),
+        settings: settings.delivery.clone(),
+        instance: instance.clone(),
+        log: log.new(slog::o!("component" => "dispatcher", "instance" => instance)),
+    }
+    .spawn(settings.database.pg_config()?);
+
+    let api = payment_api::payment_api_mod::api_description::<entrypoints::PaymentApiImpl>()
+        .map_err(|e| anyhow!("invalid API description: {e}"))?;
+    let config = ConfigDropshot {
+        bind_address: SocketAddr::new(settings.listen_addr, settings.port),
+        default_request_body_max_bytes: settings.max_body_bytes,
+        default_handler_task_mode: HandlerTaskMode::Detached,
+        log_headers: vec!["x-request-id".to_string()],
+        ..Default::default()
+    };
+    let context = ServiceContext {
+        store: PaymentStore::new(db),
+        orders,
+        retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
+    };
+    let server = match ServerBuilder::new(api, context, log).config(config).start() {
+        Ok(server) => server,
+        Err(error) => {
+            dispatcher.shutdown().await;
+            return Err(anyhow!(
+                "cannot listen on {}:{}: {error}",
+                settings.listen_addr,
+                settings.port
+            ));
+        }
+    };
+    Ok(PaymentService { server, dispatcher })
+}
+
+/// Runs an operator command against the database.
+pub async fn run_command(
+    settings: &Settings,
+    command: &Command,
+    log: &slog::Logger,
+) -> anyhow::Result<String> {
+    migrate(&settings.database, log).await?;
+    let outbox = Outbox::new(Database::new(&settings.database)?);
+    match command {
+        Command::Notifications => {
+            let counts = outbox.counts().await?;
+            Ok(counts
+                .iter()
+                .map(|(state, count)| format!("{state}\t{count}"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        Command::Replay { payment_ids } => {
+            let window = Duration::from_secs(settings.delivery.retry_window_secs);
+            let count = outbox.replay(payment_ids, window).await?;
+            Ok(format!("{count} outcome(s) will be delivered again"))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! payment-service's view of order-service, through the client generated
+//! from openapi.yaml: every call has a deadline, and every failure becomes
+//! one of three answers a handler can act on.
+
+use crate::config::OrderServiceSettings;
+use anyhow::Context;
+use order_client::types::Order;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("order-service has no order {0}")]
+    OrderNotFound(Uuid),
+    /// Not reachable in time, or answered that it cannot serve now.
+    #[error("order-service is unavailable: {0}")]
+    Unavailable(String),
+    /// Answered something the contract does not allow.
+    #[error("order-service answered unexpectedly: {0}")]
+    BadResponse(String),
+}
+
+/// The generated order-service client, with the deadline on every call and
+/// the callback secret for signing outcomes.
+pub fn order_client(
+    settings: &OrderServiceSettings,
+    secret: &str,
+) -> anyhow::Result<order_client::Client> {
+    let http = reqwest::Client::builder()
+        .timeout(settings.timeout())
+        .connect_timeout(settings.timeout())
+        .build()
+        .context("cannot build the HTTP client for order-service")?;
+    Ok(order_client::Client::new_with_client(
+        settings.url.trim_end_matches('/'),
+        http,
+        order_client::ClientContext::with_callback_secret(secret),
+    ))
+}
+
+/// Fetches an order.
+pub async fn fetch_order(client: &order_client::Client, id: Uuid) -> Result<Order, GatewayError> {
+    use order_client::Error;
+    match client.get_order(&id).await {
+        Ok(response) => Ok(response.into_inner().data),
+        Err(Error::ErrorResponse(response)) => {
+            let status = response.status();
+            let detail = format!(
+                "{} {}: {}",
+                status.as_u16(),
+                response.data.error_code,
+                response.data.message
+            );
+            if status == reqwest::StatusCode::NOT_FOUND {
+                Err(GatewayError::OrderNotFound(id))
+            } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                Err(GatewayError::Unavailable(detail))
+            } else {
+                Err(GatewayError::BadResponse(detail))
+            }
+        }
+        Err(Error::CommunicationError(error)) => {
+            Err(GatewayError::Unavailable(if error.is_timeout() {
+                "no answer in time".to_string()
+            } else {
+                error.to_string()
+            }))
+        }
+        Err(Error::UnexpectedResponse(response)) if response.status().is_server_error() => Err(
+            GatewayError::Unavailable(format!("status {}", response.status())),
+        ),
+        Err(error) => Err(GatewayError::BadResponse(error.to_string())),
+    }
+}

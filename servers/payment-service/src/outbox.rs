@@ -1,0 +1,170 @@
+//! The outbox of outcomes for order-service: claiming due records under a
+//! lease, and recording what each delivery attempt came to.
+
+use crate::store::WAKE_CHANNEL;
+use chrono::{DateTime, Utc};
+use service_support::database::{Database, DbError};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// An outcome claimed for delivery by this instance.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub payment_id: Uuid,
+    pub webhook_id: String,
+    pub order_id: Uuid,
+    pub success: bool,
+    pub amount: i64,
+    /// Including this one.
+    pub attempts: i32,
+    pub give_up_at: DateTime<Utc>,
+}
+
+/// What an attempt came to.
+#[derive(Debug)]
+pub enum Attempt {
+    Delivered,
+    /// order-service refused it for good.
+    Rejected(String),
+    /// Try again after `delay`, unless the retry window is over.
+    Failed {
+        error: String,
+        delay: Duration,
+    },
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    db: Database,
+}
+
+impl Outbox {
+    pub fn new(db: Database) -> Self {
+        Outbox { db }
+    }
+
+    /// Claims up to `limit` due records for `instance` until the lease ends.
+    /// `SKIP LOCKED` lets instances claim side by side without waiting for
+    /// or taking each other's records; the lease hands a record to another
+    /// instance only if its claimant did not finish in time.
+    pub async fn claim(
+        &self,
+        instance: &str,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, DbError> {
+        let lease_ms = lease.as_millis() as f64;
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                let rows = client
+                    .query(
+                        "UPDATE order_notifications SET locked_by = $1, \
+                         locked_until = clock_timestamp() + $2 * interval '1 millisecond', \
+                         attempts = attempts + 1 \
+                         WHERE payment_id IN (SELECT payment_id FROM order_notifications \
+                             WHERE state = 'pending' AND next_attempt_at <= clock_timestamp() \
+                             AND (locked_until IS NULL OR locked_until < clock_timestamp()) \
+                             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                         RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, give_up_at",
+                        &[&instance, &lease_ms, &limit],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Claimed {
+                            payment_id: row.try_get("payment_id")?,
+                            webhook_id: row.try_get("webhook_id")?,
+                            order_id: row.try_get("order_id")?,
+                            success: row.try_get::<_, &str>("outcome")? == "success",
+                            amount: row.try_get("amount")?,
+                            attempts: row.try_get("attempts")?,
+                            give_up_at: row.try_get("give_up_at")?,
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Records the attempt's result and releases the claim. Returns the
+    /// state the record is now in.
+    pub async fn record(
+        &self,
+        claimed: &Claimed,
+        attempt: &Attempt,
+    ) -> Result<&'static str, DbError> {
+        let (state, error, delay_ms) = match attempt {
+            Attempt::Delivered => ("delivered", None, 0.0),
+            Attempt::Rejected(reason) => ("rejected", Some(reason.as_str()), 0.0),
+            Attempt::Failed { error, delay } => {
+                let next = Utc::now() + *delay;
+                let state = if next > claimed.give_up_at {
+                    "dead_letter"
+                } else {
+                    "pending"
+                };
+                (state, Some(error.as_str()), delay.as_millis() as f64)
+            }
+        };
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                client
+                    .execute(
+                        "UPDATE order_notifications SET state = $2, last_error = $3, \
+                         locked_by = NULL, locked_until = NULL, \
+                         next_attempt_at = clock_timestamp() + $4 * interval '1 millisecond', \
+                         delivered_at = CASE WHEN $2 = 'delivered' THEN clock_timestamp() END \
+                         WHERE payment_id = $1 AND state = 'pending'",
+                        &[&claimed.payment_id, &state, &error, &delay_ms],
+                    )
+                    .await?;
+                Ok(state)
+            })
+            .await
+    }
+
+    /// How many records are in each state.
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                let rows = client
+                    .query("SELECT state, count(*) FROM order_notifications GROUP BY state ORDER BY state", &[])
+                    .await?;
+                rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+            })
+            .await
+    }
+
+    /// Makes dead letters and rejections due again with a fresh retry
+    /// window: those of `payment_ids`, or all if empty. Returns how many.
+    pub async fn replay(
+        &self,
+        payment_ids: &[Uuid],
+        retry_window: Duration,
+    ) -> Result<u64, DbError> {
+        let window_ms = retry_window.as_millis() as f64;
+        self.db
+            .within_deadline(async {
+                let mut client = self.db.client().await?;
+                let tx = client.transaction().await?;
+                let count = tx
+                    .execute(
+                        "UPDATE order_notifications SET state = 'pending', attempts = 0, \
+                         next_attempt_at = clock_timestamp(), \
+                         give_up_at = clock_timestamp() + $2 * interval '1 millisecond' \
+                         WHERE state IN ('dead_letter', 'rejected') \
+                         AND (cardinality($1::uuid[]) = 0 OR payment_id = ANY($1))",
+                        &[&payment_ids, &window_ms],
+                    )
+                    .await?;
+                tx.execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL])
+                    .await?;
+                tx.commit().await?;
+                Ok(count)
+            })
+            .await
+    }
+}
