@@ -23,6 +23,10 @@ struct Operation {
     id: String,
     /// By response key: "200", "4XX", "5XX" or "default".
     responses: BTreeMap<String, Validator>,
+    /// The JSON request body's schema, if the operation takes one.
+    request: Option<Validator>,
+    /// Header parameters the contract requires.
+    required_headers: Vec<String>,
 }
 
 impl Conformance {
@@ -57,24 +61,44 @@ impl Conformance {
                 let Some(responses) = op.get("responses").and_then(Value::as_object) else {
                     continue;
                 };
-                let mut validators = BTreeMap::new();
-                for (key, response) in responses {
-                    let pointer = response_schema_pointer(&document, path, method, key, response)?;
-                    let schema = serde_json::json!({ "$ref": format!("{DOCUMENT_URI}#{}", encode(&pointer)) });
-                    let validator = jsonschema::options()
+                let compile = |pointer: &str| {
+                    let schema = serde_json::json!({ "$ref": format!("{DOCUMENT_URI}#{}", encode(pointer)) });
+                    jsonschema::options()
                         .with_draft(Draft::Draft4)
                         .with_registry(&registry)
                         .should_validate_formats(true)
                         .with_format("uuid", |s: &str| uuid::Uuid::parse_str(s).is_ok())
                         .build(&schema)
-                        .map_err(|e| anyhow!("{method} {path} {key}: {e}"))?;
-                    validators.insert(key.clone(), validator);
+                        .map_err(|e| anyhow!("{method} {path} {pointer}: {e}"))
+                };
+                let mut validators = BTreeMap::new();
+                for (key, response) in responses {
+                    let pointer = response_schema_pointer(&document, path, method, key, response)?;
+                    validators.insert(key.clone(), compile(&pointer)?);
                 }
+                let request = op
+                    .pointer("/requestBody/content/application~1json/schema")
+                    .map(|_| {
+                        compile(&format!(
+                            "/paths/{}/{method}/requestBody/content/application~1json/schema",
+                            escape(path)
+                        ))
+                    })
+                    .transpose()?;
+                let required_headers = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "header" && p["required"] == true)
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect();
                 operations.push(Operation {
                     method: method.to_uppercase(),
                     template: path.split('/').map(str::to_string).collect(),
                     id: op["operationId"].as_str().unwrap_or(path).to_string(),
                     responses: validators,
+                    request,
+                    required_headers,
                 });
             }
         }
@@ -135,6 +159,42 @@ impl Conformance {
                     .iter_errors(&json)
                     .map(|e| format!("{at} ({}): at '{}': {e}", op.id, e.instance_path())),
             ),
+        }
+        problems
+    }
+
+    /// Every way this request breaks the contract: an undocumented
+    /// operation, a missing required header, a body that does not
+    /// validate against the operation's request schema.
+    pub fn check_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Vec<String> {
+        let at = format!("request {method} {path}");
+        let Some(op) = self.find(method, path) else {
+            return vec![format!("{at}: no such operation in the contract")];
+        };
+        let mut problems: Vec<String> = op
+            .required_headers
+            .iter()
+            .filter(|name| !headers.contains_key(name.as_str()))
+            .map(|name| format!("{at}: required header {name} missing"))
+            .collect();
+        match (&op.request, body.is_empty()) {
+            (None, true) => {}
+            (None, false) => problems.push(format!("{at}: {} takes no body", op.id)),
+            (Some(_), true) => problems.push(format!("{at}: {} requires a body", op.id)),
+            (Some(validator), false) => match serde_json::from_slice::<Value>(body) {
+                Err(e) => problems.push(format!("{at}: body is not JSON: {e}")),
+                Ok(json) => problems.extend(
+                    validator
+                        .iter_errors(&json)
+                        .map(|e| format!("{at} ({}): at '{}': {e}", op.id, e.instance_path())),
+                ),
+            },
         }
         problems
     }
@@ -304,6 +364,47 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("\"code\" is a required property")),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn requests_are_checked_for_body_and_required_headers() {
+        let mut headers = http::HeaderMap::new();
+        let good = json!({"order_id": "0b9a8d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+            "payment_id": "0b9a8d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4f", "payment_status": "success", "amount": 5});
+        let problems = contract().check_request(
+            "POST",
+            "/internal/payment-callback",
+            &headers,
+            good.to_string().as_bytes(),
+        );
+        assert_eq!(
+            problems.len(),
+            3,
+            "three webhook headers missing: {problems:?}"
+        );
+        for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            headers.insert(name, "x".parse().unwrap());
+        }
+        let path = "/internal/payment-callback";
+        assert_eq!(
+            contract().check_request("POST", path, &headers, good.to_string().as_bytes()),
+            Vec::<String>::new()
+        );
+        let bad = json!({"order_id": "nope", "payment_status": "refunded", "amount": 0});
+        let problems = contract()
+            .check_request("POST", path, &headers, bad.to_string().as_bytes())
+            .join("\n");
+        for expected in ["/order_id", "payment_id", "/payment_status", "/amount"] {
+            assert!(
+                problems.contains(expected),
+                "{expected} not reported in:\n{problems}"
+            );
+        }
+        assert!(
+            !contract()
+                .check_request("GET", "/orders/x", &headers, b"{}")
+                .is_empty()
         );
     }
 

@@ -6,10 +6,12 @@
 //! - `conformance`: response checks against the contract.
 //! - `proxy`: applies those checks to all traffic of a test.
 //! - `order_service`: order-service under test, on its own database.
+//! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 
 pub mod conformance;
 pub mod order_service;
+pub mod payment_service;
 pub mod postgres;
 pub mod proxy;
 pub mod webhook;

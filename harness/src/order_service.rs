@@ -6,7 +6,6 @@ use crate::proxy::ConformanceProxy;
 use crate::{test_logger, webhook};
 use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
-use service_support::database::DatabaseSettings;
 use tokio::sync::OnceCell;
 
 /// The migrated database every test's database is copied from.
@@ -32,25 +31,14 @@ impl OrderServiceTest<'static> {
 
     /// Like [`OrderServiceTest::start`], after `adjust` has changed the settings.
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
-        let cluster = Cluster::shared();
         static MIGRATED: OnceCell<()> = OnceCell::const_new();
-        MIGRATED
-            .get_or_init(|| async {
-                cluster
-                    .create_database(TEMPLATE, None)
-                    .await
-                    .expect("create the template database");
-                let settings = settings_for(cluster, TEMPLATE);
-                order_service::migrate(&settings.database, &test_logger("migrate"))
-                    .await
-                    .expect("migrate the template database");
+        let cluster = Cluster::shared();
+        let database = cluster
+            .database_from_template(TEMPLATE, &MIGRATED, async |settings| {
+                order_service::migrate(&settings, &test_logger("migrate")).await
             })
-            .await;
-        let database = unique_name();
-        cluster
-            .create_database(&database, Some(TEMPLATE))
             .await
-            .expect("copy the template database");
+            .expect("a copy of the migrated template database");
         OrderServiceTest::launch(cluster, database, adjust).await
     }
 }
@@ -97,6 +85,29 @@ impl<'c> OrderServiceTest<'c> {
     /// The URL of `path` on the service (through the proxy).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.proxy.url())
+    }
+
+    /// The proxy in front of the service, with what it saw.
+    pub fn proxy(&self) -> &ConformanceProxy {
+        &self.proxy
+    }
+
+    /// Stops the service (gracefully); its port stays reserved for [`OrderServiceTest::start_again`].
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server
+                .close()
+                .await
+                .expect("order-service shuts down cleanly");
+        }
+    }
+
+    /// Starts the service again on the same port and database.
+    pub async fn start_again(&mut self) {
+        let server = order_service::start(&self.settings, test_logger("order-service"))
+            .await
+            .expect("order-service starts again");
+        self.server = Some(server);
     }
 
     /// The callback secret the service was started with.
@@ -152,16 +163,7 @@ fn unique_name() -> String {
 /// callback secret, a small pool.
 pub fn settings_for(cluster: &Cluster, database: &str) -> Settings {
     Settings {
-        database: DatabaseSettings {
-            url: Some(cluster.connection_string(database)),
-            host: String::new(),
-            port: 0,
-            user: String::new(),
-            password: None,
-            name: database.to_string(),
-            pool_size: 4,
-            timeout_ms: 1500,
-        },
+        database: cluster.database_settings(database),
         listen_addr: [127, 0, 0, 1].into(),
         port: 0,
         callback_secret: webhook::new_secret(),

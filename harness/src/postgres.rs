@@ -206,6 +206,39 @@ impl Cluster {
             .with_context(|| format!("cannot drop database {name}"))
     }
 
+    /// Service settings for database `name`: a small pool and the usual deadline.
+    pub fn database_settings(&self, name: &str) -> service_support::database::DatabaseSettings {
+        service_support::database::DatabaseSettings {
+            url: Some(self.connection_string(name)),
+            host: String::new(),
+            port: 0,
+            user: String::new(),
+            password: None,
+            name: name.to_string(),
+            pool_size: 4,
+            timeout_ms: 1500,
+        }
+    }
+
+    /// A new database copied from `template`, which `migrate` creates the
+    /// first time it is asked for (`migrated` remembers that).
+    pub async fn database_from_template<F: Future<Output = anyhow::Result<()>>>(
+        &self,
+        template: &str,
+        migrated: &tokio::sync::OnceCell<()>,
+        migrate: impl FnOnce(service_support::database::DatabaseSettings) -> F,
+    ) -> anyhow::Result<String> {
+        migrated
+            .get_or_try_init(|| async {
+                self.create_database(template, None).await?;
+                migrate(self.database_settings(template)).await
+            })
+            .await?;
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        self.create_database(&name, Some(template)).await?;
+        Ok(name)
+    }
+
     /// A connection to database `name`, for a test's own inspections.
     pub async fn connect(&self, name: &str) -> anyhow::Result<tokio_postgres::Client> {
         let (client, connection) =

@@ -2,6 +2,7 @@
 //! every response against the contract. Tests talk to the proxy, through
 //! the generated clients or raw HTTP alike, so no response escapes the
 //! check; what breaks the contract is collected for the test to assert on.
+//! It also records when each request was in flight.
 
 use crate::conformance::Conformance;
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -27,9 +29,20 @@ const HOP_BY_HOP: [&str; 5] = [
 
 pub struct ConformanceProxy {
     address: SocketAddr,
-    violations: Arc<Mutex<Vec<String>>>,
-    checked: Arc<Mutex<Vec<String>>>,
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
+}
+
+/// One request the proxy forwarded, and when it was in flight.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    /// The `webhook-id` header, for callbacks.
+    pub webhook_id: Option<String>,
+    pub status: u16,
+    pub started: Instant,
+    pub finished: Instant,
 }
 
 impl ConformanceProxy {
@@ -37,24 +50,25 @@ impl ConformanceProxy {
     pub async fn start(upstream: String) -> anyhow::Result<ConformanceProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        let violations = Arc::new(Mutex::new(Vec::new()));
-        let checked = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             upstream,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             contract: Conformance::shared(),
-            violations: violations.clone(),
-            checked: checked.clone(),
+            violations: Mutex::new(Vec::new()),
+            exchanges: Mutex::new(Vec::new()),
         });
+        let serving = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let shared = shared.clone();
+                let shared = serving.clone();
                 tokio::spawn(async move {
+                    // When the upstream cannot be reached the proxy drops the
+                    // connection, so clients see what they would see without it.
                     let service = service_fn(move |request| {
                         let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(shared.forward(request).await) }
+                        async move { shared.forward(request).await }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -64,8 +78,7 @@ impl ConformanceProxy {
         });
         Ok(ConformanceProxy {
             address,
-            violations,
-            checked,
+            shared,
             task,
         })
     }
@@ -76,12 +89,20 @@ impl ConformanceProxy {
 
     /// What broke the contract so far, one line each.
     pub fn violations(&self) -> Vec<String> {
-        self.violations.lock().expect("violations lock").clone()
+        self.shared
+            .violations
+            .lock()
+            .expect("violations lock")
+            .clone()
     }
 
-    /// The operationIds of the documented responses checked so far.
-    pub fn checked_operations(&self) -> Vec<String> {
-        self.checked.lock().expect("checked lock").clone()
+    /// Every request answered so far, in the order they finished.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared
+            .exchanges
+            .lock()
+            .expect("exchanges lock")
+            .clone()
     }
 }
 
@@ -95,27 +116,13 @@ struct Shared {
     upstream: String,
     client: reqwest::Client,
     contract: Arc<Conformance>,
-    violations: Arc<Mutex<Vec<String>>>,
-    checked: Arc<Mutex<Vec<String>>>,
+    violations: Mutex<Vec<String>>,
+    exchanges: Mutex<Vec<Exchange>>,
 }
 
 impl Shared {
-    async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        match self.try_forward(request).await {
-            Ok(response) => response,
-            Err(error) => {
-                let mut response =
-                    Response::new(Full::new(Bytes::from(format!("proxy: {error:#}"))));
-                *response.status_mut() = http::StatusCode::BAD_GATEWAY;
-                response
-            }
-        }
-    }
-
-    async fn try_forward(
-        &self,
-        request: Request<Incoming>,
-    ) -> anyhow::Result<Response<Full<Bytes>>> {
+    async fn forward(&self, request: Request<Incoming>) -> anyhow::Result<Response<Full<Bytes>>> {
+        let started = Instant::now();
         let (parts, body) = request.into_parts();
         let body = body.collect().await?.to_bytes();
         let path_and_query = parts
@@ -146,12 +153,21 @@ impl Shared {
             .lock()
             .expect("violations lock")
             .extend(problems);
-        if let Some(id) = self.contract.operation_id(method, path) {
-            self.checked
-                .lock()
-                .expect("checked lock")
-                .push(id.to_string());
-        }
+        self.exchanges
+            .lock()
+            .expect("exchanges lock")
+            .push(Exchange {
+                method: method.to_string(),
+                path: path.to_string(),
+                webhook_id: parts
+                    .headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                status: status.as_u16(),
+                started,
+                finished: Instant::now(),
+            });
 
         let mut response = Response::new(Full::new(bytes));
         *response.status_mut() = status;

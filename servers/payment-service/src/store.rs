@@ -74,7 +74,8 @@ impl PaymentStore {
             Settlement::Failed => "failed",
         };
         let window_ms = i64::try_from(retry_window.as_millis()).unwrap_or(i64::MAX);
-        self.db
+        let settled = self
+            .db
             .within_deadline(async {
                 let mut client = self.db.client().await?;
                 let tx = client.transaction().await?;
@@ -101,6 +102,9 @@ impl PaymentStore {
                 Ok(Some(()))
             })
             .await?;
+        if settled.is_none() {
+            return Ok(None);
+        }
         // Read back with the notification's state; outside the transaction,
         // so a dispatcher may already have delivered it.
         self.get(id).await

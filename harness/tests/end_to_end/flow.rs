@@ -1,0 +1,383 @@
+//! The business flow of the original system, end to end.
+
+use crate::{System, payment_request};
+use order_client::types::OrderStatus;
+use payment_client::types::{OrderNotification, PaymentStatus};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+fn payment_error<T: std::fmt::Debug>(
+    result: Result<T, payment_client::Error<payment_client::types::ApiError>>,
+) -> (StatusCode, String, String) {
+    match result {
+        Err(payment_client::Error::ErrorResponse(response)) => {
+            let status = response.status();
+            let data = response.into_inner().data;
+            (status, data.error_code, data.message)
+        }
+        other => panic!("expected an error envelope, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_successful_payment_makes_the_order_paid() {
+    let system = System::start().await;
+    let order = system.order(2, 4_999).await;
+
+    let payment = system.payment(&order).await;
+    assert_eq!(
+        (payment.status, payment.amount, payment.paid_at),
+        (PaymentStatus::Pending, 9_998, None)
+    );
+    assert_eq!(payment.order_notification, OrderNotification::None);
+    let settled = system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let latency = system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(5))
+        .await;
+
+    assert_eq!(settled.status, PaymentStatus::Success);
+    assert!(settled.paid_at.is_some());
+    let paid = system
+        .orders
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(paid.payment_id, Some(payment.id));
+    eprintln!("PUT success returned → order paid: {latency:?}");
+    let mut notified = system
+        .payments
+        .client
+        .get_payment(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    for _ in 0..100 {
+        if notified.order_notification == OrderNotification::Delivered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        notified = system
+            .payments
+            .client
+            .get_payment(&payment.id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data;
+    }
+    assert_eq!(notified.order_notification, OrderNotification::Delivered);
+    assert!(notified.order_notified_at.is_some());
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failed_payment_makes_the_order_failed() {
+    let system = System::start().await;
+    let order = system.order(1, 1_200).await;
+    let payment = system.payment(&order).await;
+
+    let settled = system
+        .payments
+        .client
+        .mark_payment_failed(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    assert_eq!(
+        (settled.status, settled.paid_at),
+        (PaymentStatus::Failed, None)
+    );
+    system
+        .wait_for_order(order.id, OrderStatus::Failed, Duration::from_secs(5))
+        .await;
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_payment_for_another_amount_is_a_400_stating_both_figures() {
+    let system = System::start().await;
+    let order = system.order(3, 1_000).await;
+
+    let (status, code, message) = payment_error(
+        system
+            .payments
+            .client
+            .create_payment(&payment_request(order.id, 2_999))
+            .await,
+    );
+
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "AMOUNT_MISMATCH")
+    );
+    assert!(
+        message.contains("2999") && message.contains("3000"),
+        "{message}"
+    );
+    let count: i64 = system
+        .payments
+        .database()
+        .await
+        .query_one("SELECT count(*) FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_payment_for_an_unknown_order_is_a_404() {
+    let system = System::start().await;
+    let (status, code, _) = payment_error(
+        system
+            .payments
+            .client
+            .create_payment(&payment_request(uuid::Uuid::new_v4(), 100))
+            .await,
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND")
+    );
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn creating_again_returns_the_existing_payment() {
+    let system = System::start().await;
+    let order = system.order(1, 500).await;
+    let first = system.payment(&order).await;
+
+    let again = system.payment(&order).await;
+
+    assert_eq!(again.id, first.id);
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn paying_an_order_that_is_not_pending_is_a_409() {
+    let system = System::start().await;
+    let order = system.order(1, 500).await;
+    system
+        .orders
+        .client
+        .update_order(
+            &order.id,
+            &order_client::types::OrderRequest {
+                item_name: "x".parse().unwrap(),
+                quantity: std::num::NonZeroU64::new(1).unwrap(),
+                price: std::num::NonZeroU64::new(500).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let callback = order_client::types::PaymentCallback {
+        order_id: order.id,
+        payment_id: uuid::Uuid::new_v4(),
+        payment_status: order_client::types::PaymentOutcome::Failed,
+        amount: std::num::NonZeroU64::new(500).unwrap(),
+    };
+    system
+        .orders
+        .client
+        .payment_callback("elsewhere", &callback)
+        .await
+        .unwrap();
+
+    let (status, code, message) = payment_error(
+        system
+            .payments
+            .client
+            .create_payment(&payment_request(order.id, 500))
+            .await,
+    );
+
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "ORDER_NOT_PENDING")
+    );
+    assert!(message.contains("failed"), "{message}");
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_settled_payment_cannot_be_settled_again() {
+    let system = System::start().await;
+    let order = system.order(1, 700).await;
+    let payment = system.payment(&order).await;
+    let settled = system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    for result in [
+        system
+            .payments
+            .client
+            .mark_payment_success(&payment.id)
+            .await,
+        system
+            .payments
+            .client
+            .mark_payment_failed(&payment.id)
+            .await,
+    ] {
+        let (status, code, _) = payment_error(result);
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::CONFLICT, "PAYMENT_NOT_PENDING")
+        );
+    }
+    let after = system
+        .payments
+        .client
+        .get_payment(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (after.status, after.paid_at),
+        (PaymentStatus::Success, settled.paid_at)
+    );
+    system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(5))
+        .await;
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn unknown_payments_and_bad_paths_get_the_envelope() {
+    let system = System::start().await;
+    let id = uuid::Uuid::new_v4();
+    for result in [
+        system.payments.client.get_payment(&id).await,
+        system.payments.client.mark_payment_success(&id).await,
+        system.payments.client.mark_payment_failed(&id).await,
+    ] {
+        let (status, code, _) = payment_error(result);
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::NOT_FOUND, "PAYMENT_NOT_FOUND")
+        );
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/payments/not-a-uuid".to_string()),
+        (reqwest::Method::PUT, format!("/payments/refunded/{id}")),
+        (
+            reqwest::Method::PUT,
+            "/payments/success/not-a-uuid".to_string(),
+        ),
+    ] {
+        let response = system
+            .payments
+            .http
+            .request(method, system.payments.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["data"]["error_code"], "INVALID_PATH_PARAMETER",
+            "{path}"
+        );
+    }
+    let response = system
+        .payments
+        .http
+        .post(system.payments.url("/payments"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"order_id":"{id}","amount":0,"provider":" "}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_callback_delivered_again_changes_the_order_once() {
+    let system = System::start().await;
+    let order = system.order(1, 900).await;
+    let payment = system.payment(&order).await;
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(5))
+        .await;
+    let paid = system
+        .orders
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let callback = order_client::types::PaymentCallback {
+        order_id: order.id,
+        payment_id: payment.id,
+        payment_status: order_client::types::PaymentOutcome::Success,
+        amount: std::num::NonZeroU64::new(900).unwrap(),
+    };
+    let webhook_id = format!("msg_{}", payment.id.simple());
+
+    for _ in 0..5 {
+        system
+            .orders
+            .client
+            .payment_callback(&webhook_id, &callback)
+            .await
+            .unwrap();
+    }
+    let concurrent = (0..5).map(|_| {
+        system
+            .orders
+            .client
+            .payment_callback(&webhook_id, &callback)
+    });
+    for result in futures::future::join_all(concurrent).await {
+        assert_eq!(
+            result.unwrap().into_inner().data.updated_at,
+            paid.updated_at
+        );
+    }
+
+    let after = system
+        .orders
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (after.status, after.updated_at),
+        (OrderStatus::Paid, paid.updated_at)
+    );
+    system.cleanup().await;
+}

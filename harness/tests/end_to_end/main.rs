@@ -1,0 +1,106 @@
+//! Both services, live, on real PostgreSQL: payment-service reaches
+//! order-service only through the generated client, via the conformance
+//! proxy, so every response either service gives is checked against
+//! openapi.yaml.
+
+mod flow;
+mod outages;
+mod races;
+
+use harness::order_service::OrderServiceTest;
+use harness::payment_service::PaymentServiceTest;
+use order_client::types::{Order, OrderStatus};
+use payment_client::types::{Payment, PaymentRequest};
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub struct System {
+    pub orders: OrderServiceTest<'static>,
+    pub payments: PaymentServiceTest<'static>,
+}
+
+impl System {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut payment_service::Settings)) -> Self {
+        let orders = OrderServiceTest::start().await;
+        let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), adjust).await;
+        System { orders, payments }
+    }
+
+    /// A new pending order for `quantity × price`.
+    pub async fn order(&self, quantity: u64, price: u64) -> Order {
+        let request = order_client::types::OrderRequest {
+            item_name: "Espresso machine".parse().unwrap(),
+            quantity: NonZeroU64::new(quantity).unwrap(),
+            price: NonZeroU64::new(price).unwrap(),
+        };
+        self.orders
+            .client
+            .create_order(&request)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+    }
+
+    /// A new pending payment for the whole of `order`.
+    pub async fn payment(&self, order: &Order) -> Payment {
+        self.payments
+            .client
+            .create_payment(&payment_request(order.id, order.total_amount))
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+    }
+
+    pub async fn order_status(&self, id: Uuid) -> OrderStatus {
+        self.orders
+            .client
+            .get_order(&id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+            .status
+    }
+
+    /// Polls until the order is in `status`; returns how long that took.
+    /// Fails after `bound`.
+    pub async fn wait_for_order(&self, id: Uuid, status: OrderStatus, bound: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self
+                .orders
+                .client
+                .get_order(&id)
+                .await
+                .is_ok_and(|o| o.into_inner().data.status == status)
+            {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < bound,
+                "order {id} not {status} after {bound:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub async fn cleanup(self) {
+        self.payments.cleanup().await;
+        self.orders.cleanup().await;
+    }
+}
+
+pub fn payment_request(order_id: Uuid, amount: i64) -> PaymentRequest {
+    PaymentRequest {
+        order_id,
+        amount: NonZeroU64::new(amount as u64).unwrap(),
+        provider: "stripe".parse().unwrap(),
+    }
+}
