@@ -64,6 +64,8 @@ impl<'c> OrderServiceTest<'c> {
         let server = order_service::start(&settings, test_logger("order-service"))
             .await
             .expect("order-service starts");
+        // A restart binds the same port, behind the same proxy.
+        settings.port = server.local_addr().port();
         let proxy = ConformanceProxy::start(format!("http://{}", server.local_addr()))
             .await
             .expect("the conformance proxy starts");

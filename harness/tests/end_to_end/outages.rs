@@ -1,1 +1,147 @@
-//! TODO
+//! Nothing is lost: an outcome reaches order-service though it was down,
+//! though payment-service crashed right after recording it, and with two
+//! payment-service instances sharing the work.
+
+use crate::System;
+use order_client::types::OrderStatus;
+use payment_client::types::OrderNotification;
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[tokio::test]
+async fn an_outcome_reaches_order_service_after_it_comes_back() {
+    let mut system = System::start().await;
+    let order = system.order(1, 3_000).await;
+    let payment = system.payment(&order).await;
+
+    system.orders.stop().await;
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = system
+        .payments
+        .client
+        .get_payment(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let attempts: i32 = system
+        .payments
+        .database()
+        .await
+        .query_one("SELECT attempts FROM order_notifications", &[])
+        .await
+        .unwrap()
+        .get(0);
+    system.orders.start_again().await;
+    let recovery = system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(5))
+        .await;
+
+    assert_eq!(waiting.order_notification, OrderNotification::Pending);
+    assert!(
+        attempts >= 2,
+        "retried while order-service was down ({attempts} attempts)"
+    );
+    // Retries wait at most the cap (500 ms in tests) plus one poll (200 ms).
+    assert!(
+        recovery < Duration::from_secs(2),
+        "paid {recovery:?} after order-service came back"
+    );
+    eprintln!(
+        "order-service down 2 s: {attempts} attempts meanwhile; order paid {recovery:?} after it came back"
+    );
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_outcome_survives_a_payment_service_crash_right_after_the_commit() {
+    let mut system = System::start().await;
+    let order = system.order(1, 4_000).await;
+    let payment = system.payment(&order).await;
+
+    // order-service is down so the outcome cannot leave before the crash.
+    system.orders.stop().await;
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    system.payments.crash();
+    system.orders.start_again().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        system.order_status(order.id).await,
+        OrderStatus::Pending,
+        "nothing delivers while crashed"
+    );
+    system.payments.start_again(|_| {}).await;
+
+    let delivered = system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
+        .await;
+    eprintln!("payment-service restarted after a crash: order paid {delivered:?} later");
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
+    let system = System::start().await;
+    let second = system.payments.another_instance(|_| {}).await;
+    let instances = [&system.payments, &second];
+    let mut orders = Vec::new();
+    for i in 0..20 {
+        let order = system.order(1, 100 + i).await;
+        let instance = instances[i as usize % 2];
+        let request = crate::payment_request(order.id, order.total_amount);
+        let payment = instance
+            .client
+            .create_payment(&request)
+            .await
+            .unwrap()
+            .into_inner()
+            .data;
+        orders.push((order.id, payment.id));
+    }
+
+    let settling = orders.iter().enumerate().map(|(i, (_, payment))| {
+        let instance = instances[(i + 1) % 2];
+        async move { instance.client.mark_payment_success(payment).await.unwrap() }
+    });
+    futures::future::join_all(settling).await;
+    for (order, _) in &orders {
+        system
+            .wait_for_order(*order, OrderStatus::Paid, Duration::from_secs(10))
+            .await;
+    }
+
+    let mut deliveries: HashMap<String, Vec<_>> = HashMap::new();
+    for exchange in system.orders.proxy().exchanges() {
+        if let Some(id) = exchange.webhook_id.clone() {
+            deliveries.entry(id).or_default().push(exchange);
+        }
+    }
+    assert_eq!(deliveries.len(), 20, "one message per payment");
+    for (id, attempts) in &deliveries {
+        for (i, a) in attempts.iter().enumerate() {
+            for b in &attempts[i + 1..] {
+                let overlap = a.started < b.finished && b.started < a.finished;
+                assert!(!overlap, "{id} was in flight twice at once");
+            }
+        }
+        assert!(
+            attempts.iter().any(|a| a.status == 200),
+            "{id} never delivered"
+        );
+    }
+    let total: usize = deliveries.values().map(Vec::len).sum();
+    eprintln!("two instances: 20 outcomes, {total} deliveries, none in flight twice");
+    second.cleanup().await;
+    system.cleanup().await;
+}
