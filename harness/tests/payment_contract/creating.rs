@@ -1,0 +1,141 @@
+//! Creating a payment asks order-service for the order.
+
+use crate::{Mocked, create_payment, error_envelope};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+#[tokio::test]
+async fn the_order_is_fetched_as_the_contract_says() {
+    let mocked = Mocked::start(|_| {}).await;
+    let order = Uuid::new_v4();
+    mocked.order_is(order, 2_500, "pending").await;
+
+    let (status, body) = create_payment(&mocked, order, 2_500).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "pending");
+    let sent = mocked.sent("GET", &format!("/orders/{order}")).await;
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].body.is_empty());
+    mocked.cleanup().await;
+}
+
+/// Each way order-service can answer (or not), and what the client of
+/// payment-service then gets. Nothing is created in any of these cases.
+#[tokio::test]
+async fn every_answer_from_order_service_leads_to_a_clear_error() {
+    let mocked = Mocked::start(|_| {}).await;
+    let garbage = ResponseTemplate::new(200).set_body_string("<html>oops</html>");
+    let cases: Vec<(&str, ResponseTemplate, StatusCode, &str)> = vec![
+        (
+            "404",
+            ResponseTemplate::new(404).set_body_json(error_envelope(404, "ORDER_NOT_FOUND")),
+            StatusCode::NOT_FOUND,
+            "ORDER_NOT_FOUND",
+        ),
+        (
+            "500",
+            ResponseTemplate::new(500).set_body_json(error_envelope(500, "INTERNAL_ERROR")),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ORDER_SERVICE_UNAVAILABLE",
+        ),
+        (
+            "503",
+            ResponseTemplate::new(503).set_body_json(error_envelope(503, "SERVICE_UNAVAILABLE")),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ORDER_SERVICE_UNAVAILABLE",
+        ),
+        (
+            "malformed JSON",
+            garbage,
+            StatusCode::BAD_GATEWAY,
+            "ORDER_SERVICE_BAD_RESPONSE",
+        ),
+        (
+            "JSON of another shape",
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": 1})),
+            StatusCode::BAD_GATEWAY,
+            "ORDER_SERVICE_BAD_RESPONSE",
+        ),
+        (
+            "no answer in time",
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(10)),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ORDER_SERVICE_UNAVAILABLE",
+        ),
+    ];
+    for (case, answer, expected, code) in cases {
+        let order = Uuid::new_v4();
+        Mock::given(method("GET"))
+            .and(path(format!("/orders/{order}")))
+            .respond_with(answer)
+            .mount(&mocked.order_service)
+            .await;
+        let started = Instant::now();
+        let (status, body) = create_payment(&mocked, order, 100).await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            (status, body["data"]["error_code"].as_str()),
+            (expected, Some(code)),
+            "{case}: {body}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "{case}: answered after {elapsed:?}"
+        );
+    }
+    let count: i64 = mocked
+        .payments
+        .database()
+        .await
+        .query_one("SELECT count(*) FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_order_that_is_not_pending_or_costs_another_amount_is_refused() {
+    let mocked = Mocked::start(|_| {}).await;
+    let (paid, pending) = (Uuid::new_v4(), Uuid::new_v4());
+    mocked.order_is(paid, 1_000, "paid").await;
+    mocked.order_is(pending, 1_000, "pending").await;
+
+    let (status, body) = create_payment(&mocked, paid, 1_000).await;
+    assert_eq!(
+        (status, body["data"]["error_code"].as_str()),
+        (StatusCode::CONFLICT, Some("ORDER_NOT_PENDING"))
+    );
+    let (status, body) = create_payment(&mocked, pending, 999).await;
+    assert_eq!(
+        (status, body["data"]["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("AMOUNT_MISMATCH"))
+    );
+    let message = body["data"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("999") && message.contains("1000"),
+        "{message}"
+    );
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_order_service_is_a_503() {
+    // Port 9 (discard) on loopback: nothing listens there.
+    let mocked = Mocked::start(|s| s.order_service.url = "http://127.0.0.1:9".to_string()).await;
+    let (status, body): (StatusCode, Value) = create_payment(&mocked, Uuid::new_v4(), 100).await;
+    assert_eq!(
+        (status, body["data"]["error_code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("ORDER_SERVICE_UNAVAILABLE")
+        )
+    );
+    mocked.cleanup().await;
+}

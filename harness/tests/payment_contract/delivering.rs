@@ -1,0 +1,267 @@
+//! Telling order-service a payment's outcome: signed per the contract,
+//! retried on failure with the same message id, never retried on refusal,
+//! kept as a dead letter when the retry window ends, taken over from an
+//! instance that died holding it.
+
+use crate::{CALLBACK, Mocked, create_payment, error_envelope, order_envelope};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+/// A pending payment for a pending order of 2500, created through the stand-in.
+async fn pending_payment(mocked: &Mocked) -> (Uuid, Uuid) {
+    let order = Uuid::new_v4();
+    mocked.order_is(order, 2_500, "pending").await;
+    let (_, body) = create_payment(mocked, order, 2_500).await;
+    (order, body["data"]["id"].as_str().unwrap().parse().unwrap())
+}
+
+async fn settle(mocked: &Mocked, payment: Uuid, outcome: &str) {
+    let url = mocked
+        .payments
+        .url(&format!("/payments/{outcome}/{payment}"));
+    let response = mocked.payments.http.put(url).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+}
+
+fn order_service_answers(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+/// Verifies the Standard Webhooks signature over the exact bytes received.
+fn signed_with(secret: &str, request: &wiremock::Request) -> bool {
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&request.body, &request.headers)
+        .is_ok()
+}
+
+#[tokio::test]
+async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
+    let mocked = Mocked::start(|_| {}).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "paid"),
+        ))
+        .mount(&mocked.order_service)
+        .await;
+
+    settle(&mocked, payment, "success").await;
+    let notified = mocked.wait_for_notification(payment, "delivered").await;
+
+    let sent = mocked.sent("POST", CALLBACK).await;
+    assert_eq!(sent.len(), 1);
+    assert!(
+        signed_with(&mocked.secret, &sent[0]),
+        "signature does not verify"
+    );
+    let body: Value = sent[0].body_json().unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "order_id": order, "payment_id": payment, "payment_status": "success", "amount": 2_500
+        })
+    );
+    assert!(notified["order_notified_at"].is_string());
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_the_same_message_id() {
+    let mocked = Mocked::start(|_| {}).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    for (failure, priority) in [
+        (
+            order_service_answers(500, error_envelope(500, "INTERNAL_ERROR")),
+            1,
+        ),
+        (ResponseTemplate::new(502).set_body_string("bad gateway"), 2),
+        (
+            order_service_answers(429, error_envelope(429, "TOO_MANY_REQUESTS")),
+            3,
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(path(CALLBACK))
+            .respond_with(failure)
+            .up_to_n_times(1)
+            .with_priority(priority)
+            .mount(&mocked.order_service)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "failed"),
+        ))
+        .with_priority(10)
+        .mount(&mocked.order_service)
+        .await;
+
+    settle(&mocked, payment, "failed").await;
+    mocked.wait_for_notification(payment, "delivered").await;
+
+    let sent = mocked.sent("POST", CALLBACK).await;
+    assert_eq!(sent.len(), 4, "three failures, then the delivery");
+    let ids: Vec<_> = sent
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "message id changed between attempts: {ids:?}"
+    );
+    assert!(
+        sent.iter().all(|r| signed_with(&mocked.secret, r)),
+        "every attempt is signed anew"
+    );
+    let attempts: i32 = mocked
+        .payments
+        .database()
+        .await
+        .query_one("SELECT attempts FROM order_notifications", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 4);
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refusal_is_recorded_at_once_and_not_retried() {
+    let mocked = Mocked::start(|_| {}).await;
+    let (_, payment) = pending_payment(&mocked).await;
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            409,
+            error_envelope(409, "ORDER_ALREADY_SETTLED"),
+        ))
+        .mount(&mocked.order_service)
+        .await;
+
+    settle(&mocked, payment, "success").await;
+    mocked.wait_for_notification(payment, "rejected").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    assert_eq!(
+        mocked.sent("POST", CALLBACK).await.len(),
+        1,
+        "a refusal is not retried"
+    );
+    let reason: String = mocked
+        .payments
+        .database()
+        .await
+        .query_one("SELECT last_error FROM order_notifications", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reason.contains("409 ORDER_ALREADY_SETTLED"), "{reason}");
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_outcome_failing_for_the_whole_window_is_a_dead_letter_that_can_be_replayed() {
+    let mocked = Mocked::start(|s| s.delivery.retry_window_secs = 1).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    let outage = Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            503,
+            error_envelope(503, "SERVICE_UNAVAILABLE"),
+        ))
+        .mount_as_scoped(&mocked.order_service)
+        .await;
+
+    settle(&mocked, payment, "success").await;
+    mocked.wait_for_notification(payment, "dead_letter").await;
+    let settings = mocked.payments.settings().clone();
+    let log = harness::test_logger("command");
+    let counts =
+        payment_service::run_command(&settings, &payment_service::Command::Notifications, &log)
+            .await
+            .unwrap();
+    assert_eq!(counts, "dead_letter\t1");
+
+    drop(outage);
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "paid"),
+        ))
+        .mount(&mocked.order_service)
+        .await;
+    let replay = payment_service::Command::Replay {
+        payment_ids: vec![],
+    };
+    let replayed = payment_service::run_command(&settings, &replay, &log)
+        .await
+        .unwrap();
+    assert_eq!(replayed, "1 outcome(s) will be delivered again");
+    mocked.wait_for_notification(payment, "delivered").await;
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_outcome_claimed_by_an_instance_that_died_is_delivered_by_another_after_the_lease() {
+    let mut mocked = Mocked::start(|s| s.order_service.timeout_ms = 30_000).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    // The first attempt never gets an answer: the instance dies holding it.
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&mocked.order_service)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "paid"),
+        ))
+        .with_priority(10)
+        .mount(&mocked.order_service)
+        .await;
+
+    settle(&mocked, payment, "success").await;
+    while mocked.sent("POST", CALLBACK).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    mocked.payments.crash();
+    let crashed = Instant::now();
+    let other = mocked
+        .payments
+        .another_instance(|s| s.order_service.timeout_ms = 1_000)
+        .await;
+    mocked.wait_for_notification_via(&other, payment).await;
+    let taken_over = crashed.elapsed();
+
+    let lease = Duration::from_millis(other.settings().delivery.lease_ms);
+    assert!(
+        taken_over + Duration::from_millis(500) >= lease,
+        "taken over after {taken_over:?}, before the lease ended"
+    );
+    let ids: Vec<_> = mocked
+        .sent("POST", CALLBACK)
+        .await
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1]);
+    eprintln!(
+        "claim of a dead instance taken over {taken_over:?} after the crash (lease {lease:?})"
+    );
+    other.cleanup().await;
+    mocked.payments.start_again(|_| {}).await;
+    mocked.cleanup().await;
+}

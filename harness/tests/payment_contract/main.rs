@@ -1,0 +1,178 @@
+//! payment-service against wiremock standing in for order-service: every
+//! request it sends must match openapi.yaml (path, method, headers,
+//! signature, body schema), and every answer order-service could give, or
+//! fail to give, must lead to a clear outcome.
+
+mod creating;
+mod delivering;
+
+use harness::conformance::Conformance;
+use harness::payment_service::PaymentServiceTest;
+use harness::webhook::new_secret;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const CALLBACK: &str = "/internal/payment-callback";
+
+pub struct Mocked {
+    pub order_service: MockServer,
+    pub secret: String,
+    pub payments: PaymentServiceTest<'static>,
+}
+
+impl Mocked {
+    pub async fn start(adjust: impl FnOnce(&mut payment_service::Settings)) -> Self {
+        let order_service = MockServer::start().await;
+        let secret = new_secret();
+        let payments = PaymentServiceTest::start(&order_service.uri(), &secret, adjust).await;
+        Mocked {
+            order_service,
+            secret,
+            payments,
+        }
+    }
+
+    /// order-service will answer `GET /orders/{id}` with this order.
+    pub async fn order_is(&self, id: Uuid, total_amount: i64, status: &str) {
+        let body = order_envelope(id, total_amount, status);
+        Mock::given(method("GET"))
+            .and(path(format!("/orders/{id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&self.order_service)
+            .await;
+    }
+
+    /// What payment-service sent to `method path`, each checked against the contract.
+    pub async fn sent(&self, verb: &str, route: &str) -> Vec<wiremock::Request> {
+        let requests = self
+            .order_service
+            .received_requests()
+            .await
+            .unwrap_or_default();
+        let sent: Vec<_> = requests
+            .into_iter()
+            .filter(|r| r.method.as_str() == verb && r.url.path() == route)
+            .collect();
+        for request in &sent {
+            let problems =
+                Conformance::shared().check_request(verb, route, &request.headers, &request.body);
+            assert!(
+                problems.is_empty(),
+                "payment-service sent a request outside the contract:\n{}",
+                problems.join("\n")
+            );
+        }
+        sent
+    }
+
+    /// The payment's notification state once it is `state`; fails after 10 s.
+    pub async fn wait_for_notification(&self, payment: Uuid, state: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let response = self
+                .payments
+                .http
+                .get(self.payments.url(&format!("/payments/{payment}")))
+                .send()
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            if body["data"]["order_notification"] == state {
+                return body["data"].clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "notification never {state}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `instance` reports the payment's outcome delivered.
+    pub async fn wait_for_notification_via(
+        &self,
+        instance: &PaymentServiceTest<'_>,
+        payment: Uuid,
+    ) {
+        let started = Instant::now();
+        loop {
+            let body: Value = instance
+                .http
+                .get(instance.url(&format!("/payments/{payment}")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body["data"]["order_notification"] == "delivered" {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never delivered: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn cleanup(self) {
+        self.payments.cleanup().await;
+    }
+}
+
+/// An order in the contract's envelope; checked against the contract so
+/// the stand-in answers as order-service would.
+pub fn order_envelope(id: Uuid, total_amount: i64, status: &str) -> Value {
+    let body = json!({"code": 200, "status": "OK", "data": {
+        "id": id, "item_name": "Espresso machine", "quantity": 1, "price": total_amount,
+        "total_amount": total_amount, "status": status,
+        "payment_id": if status == "pending" { Value::Null } else { json!(Uuid::new_v4()) },
+        "created_at": "2026-11-25T07:00:00Z", "updated_at": "2026-11-25T07:00:00Z"
+    }});
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-request-id", "stand-in".parse().unwrap());
+    headers.insert("content-type", "application/json".parse().unwrap());
+    let problems = Conformance::shared().check(
+        "GET",
+        &format!("/orders/{id}"),
+        200,
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert!(
+        problems.is_empty(),
+        "the stand-in's order breaks the contract: {problems:?}"
+    );
+    body
+}
+
+/// An error in the contract's envelope.
+pub fn error_envelope(status: u16, error_code: &str) -> Value {
+    let reason = http::StatusCode::from_u16(status)
+        .unwrap()
+        .canonical_reason()
+        .unwrap()
+        .to_uppercase();
+    json!({"code": status, "status": reason, "data": {"error_code": error_code, "message": "from the stand-in"}})
+}
+
+/// Creates a payment through raw HTTP; returns the status and body.
+pub async fn create_payment(
+    mocked: &Mocked,
+    order: Uuid,
+    amount: i64,
+) -> (reqwest::StatusCode, Value) {
+    let response = mocked
+        .payments
+        .http
+        .post(mocked.payments.url("/payments"))
+        .json(&json!({"order_id": order, "amount": amount, "provider": "stripe"}))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
