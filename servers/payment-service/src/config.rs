@@ -114,6 +114,14 @@ pub enum Command {
     },
 }
 
+impl Settings {
+    /// What a bare `payment-service` command line gives: the defaults,
+    /// overridden by the environment.
+    pub fn from_environment() -> anyhow::Result<Settings> {
+        Ok(Settings::try_parse_from(["payment-service"])?)
+    }
+}
+
 impl std::fmt::Debug for Settings {
     // By hand, so the callback secret never reaches a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
