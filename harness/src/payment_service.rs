@@ -47,6 +47,20 @@ impl PaymentServiceTest<'static> {
 }
 
 impl<'c> PaymentServiceTest<'c> {
+    /// payment-service on a fresh database of `cluster`, migrated at start-up.
+    pub async fn start_on(
+        cluster: &'c Cluster,
+        order_service_url: &str,
+        secret: &str,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+        cluster.create_database(&database, None).await.expect("create the database");
+        let mut settings = settings_for(cluster, &database, order_service_url, secret);
+        adjust(&mut settings);
+        PaymentServiceTest::launch(cluster, database, true, settings).await
+    }
+
     /// A second instance on the same database (which the first one owns).
     pub async fn another_instance(
         &self,

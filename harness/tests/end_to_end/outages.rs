@@ -145,3 +145,65 @@ async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
     second.cleanup().await;
     system.cleanup().await;
 }
+
+/// With the poll slowed to a minute, only the database's notification can
+/// wake the dispatcher in time; after the payment database restarts, the
+/// dispatcher must have subscribed again for that to keep working.
+#[tokio::test]
+async fn the_dispatcher_wakes_on_commit_and_subscribes_again_after_a_database_restart() {
+    let cluster = harness::postgres::Cluster::start().expect("a private cluster");
+    let orders = harness::order_service::OrderServiceTest::start().await;
+    let payments = harness::payment_service::PaymentServiceTest::start_on(&cluster, &orders.url(""), orders.secret(), |s| {
+        s.delivery.poll_ms = 60_000
+    })
+    .await;
+    let system = SystemOn { orders, payments };
+
+    let first = system.paid_within_a_poll().await;
+    cluster.stop().unwrap();
+    cluster.resume().unwrap();
+    // The listener reconnects within a second or two; until then a payment
+    // cannot even be settled, so wait for the database to serve again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = system.paid_within_a_poll().await;
+
+    eprintln!("woken by notification: paid {first:?} after the PUT; after a database restart {second:?}");
+    system.payments.cleanup().await;
+    system.orders.cleanup().await;
+}
+
+struct SystemOn<'c> {
+    orders: harness::order_service::OrderServiceTest<'static>,
+    payments: harness::payment_service::PaymentServiceTest<'c>,
+}
+
+impl SystemOn<'_> {
+    /// Pays a new order; returns how long after the PUT the order was paid,
+    /// which must be far less than the one-minute poll.
+    async fn paid_within_a_poll(&self) -> Duration {
+        let request = order_client::types::OrderRequest {
+            item_name: "Grinder".parse().unwrap(),
+            quantity: std::num::NonZeroU64::new(1).unwrap(),
+            price: std::num::NonZeroU64::new(800).unwrap(),
+        };
+        let order = self.orders.client.create_order(&request).await.unwrap().into_inner().data;
+        let payment = self
+            .payments
+            .client
+            .create_payment(&crate::payment_request(order.id, 800))
+            .await
+            .unwrap()
+            .into_inner()
+            .data;
+        self.payments.client.mark_payment_success(&payment.id).await.unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let status = self.orders.client.get_order(&order.id).await.unwrap().into_inner().data.status;
+            if status == OrderStatus::Paid {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "not woken: still {status} after 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
