@@ -55,7 +55,10 @@ impl<'c> PaymentServiceTest<'c> {
         adjust: impl FnOnce(&mut Settings),
     ) -> Self {
         let database = format!("test_{}", uuid::Uuid::new_v4().simple());
-        cluster.create_database(&database, None).await.expect("create the database");
+        cluster
+            .create_database(&database, None)
+            .await
+            .expect("create the database");
         let mut settings = settings_for(cluster, &database, order_service_url, secret);
         adjust(&mut settings);
         PaymentServiceTest::launch(cluster, database, true, settings).await
@@ -111,6 +114,16 @@ impl<'c> PaymentServiceTest<'c> {
             .connect(&self.database)
             .await
             .expect("connect to the test database")
+    }
+
+    /// The number of payments in the database.
+    pub async fn payment_count(&self) -> i64 {
+        self.database()
+            .await
+            .query_one("SELECT count(*) FROM payments", &[])
+            .await
+            .expect("count payments")
+            .get(0)
     }
 
     /// Kills the service as a crash would: its tasks stop wherever they

@@ -127,14 +127,7 @@ async fn a_payment_for_another_amount_is_a_400_stating_both_figures() {
         message.contains("2999") && message.contains("3000"),
         "{message}"
     );
-    let count: i64 = system
-        .payments
-        .database()
-        .await
-        .query_one("SELECT count(*) FROM payments", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = system.payments.payment_count().await;
     assert_eq!(count, 0);
     system.cleanup().await;
 }

@@ -153,9 +153,12 @@ async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
 async fn the_dispatcher_wakes_on_commit_and_subscribes_again_after_a_database_restart() {
     let cluster = harness::postgres::Cluster::start().expect("a private cluster");
     let orders = harness::order_service::OrderServiceTest::start().await;
-    let payments = harness::payment_service::PaymentServiceTest::start_on(&cluster, &orders.url(""), orders.secret(), |s| {
-        s.delivery.poll_ms = 60_000
-    })
+    let payments = harness::payment_service::PaymentServiceTest::start_on(
+        &cluster,
+        &orders.url(""),
+        orders.secret(),
+        |s| s.delivery.poll_ms = 60_000,
+    )
     .await;
     let system = SystemOn { orders, payments };
 
@@ -167,7 +170,9 @@ async fn the_dispatcher_wakes_on_commit_and_subscribes_again_after_a_database_re
     tokio::time::sleep(Duration::from_secs(3)).await;
     let second = system.paid_within_a_poll().await;
 
-    eprintln!("woken by notification: paid {first:?} after the PUT; after a database restart {second:?}");
+    eprintln!(
+        "woken by notification: paid {first:?} after the PUT; after a database restart {second:?}"
+    );
     system.payments.cleanup().await;
     system.orders.cleanup().await;
 }
@@ -186,7 +191,14 @@ impl SystemOn<'_> {
             quantity: std::num::NonZeroU64::new(1).unwrap(),
             price: std::num::NonZeroU64::new(800).unwrap(),
         };
-        let order = self.orders.client.create_order(&request).await.unwrap().into_inner().data;
+        let order = self
+            .orders
+            .client
+            .create_order(&request)
+            .await
+            .unwrap()
+            .into_inner()
+            .data;
         let payment = self
             .payments
             .client
@@ -195,14 +207,29 @@ impl SystemOn<'_> {
             .unwrap()
             .into_inner()
             .data;
-        self.payments.client.mark_payment_success(&payment.id).await.unwrap();
+        self.payments
+            .client
+            .mark_payment_success(&payment.id)
+            .await
+            .unwrap();
         let started = std::time::Instant::now();
         loop {
-            let status = self.orders.client.get_order(&order.id).await.unwrap().into_inner().data.status;
+            let status = self
+                .orders
+                .client
+                .get_order(&order.id)
+                .await
+                .unwrap()
+                .into_inner()
+                .data
+                .status;
             if status == OrderStatus::Paid {
                 return started.elapsed();
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "not woken: still {status} after 10 s");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "not woken: still {status} after 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

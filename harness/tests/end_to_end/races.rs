@@ -20,14 +20,7 @@ async fn fifty_racing_creates_make_one_payment() {
         .map(|r| r.unwrap().into_inner().data.id)
         .collect();
     assert_eq!(ids.len(), 1, "all 50 creates answer with the one payment");
-    let count: i64 = system
-        .payments
-        .database()
-        .await
-        .query_one("SELECT count(*) FROM payments", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = system.payments.payment_count().await;
     assert_eq!(count, 1);
     system.cleanup().await;
 }

@@ -88,14 +88,7 @@ async fn every_answer_from_order_service_leads_to_a_clear_error() {
             "{case}: answered after {elapsed:?}"
         );
     }
-    let count: i64 = mocked
-        .payments
-        .database()
-        .await
-        .query_one("SELECT count(*) FROM payments", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = mocked.payments.payment_count().await;
     assert_eq!(count, 0);
     mocked.cleanup().await;
 }

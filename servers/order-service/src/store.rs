@@ -137,17 +137,7 @@ impl OrderStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<Order>, DbError> {
-        self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                client
-                    .query_opt(sql, params)
-                    .await?
-                    .as_ref()
-                    .map(order_from_row)
-                    .transpose()
-            })
-            .await
+        self.db.query_opt(sql, params, order_from_row).await
     }
 }
 

@@ -83,3 +83,47 @@ fn explain(error: WebhookError) -> String {
         WebhookError::InvalidSecret(_) => "the verifier's secret is invalid".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CURRENT: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const PREVIOUS: &str = "whsec_dGhpcyBpcyB0aGUgcHJldmlvdXMgc2VjcmV0IQ==";
+
+    fn signed(secret: &str, body: &[u8]) -> HeaderMap {
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = Webhook::new(secret)
+            .unwrap()
+            .sign("msg_1", timestamp, body)
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("webhook-id", "msg_1".parse().unwrap());
+        headers.insert("webhook-timestamp", timestamp.to_string().parse().unwrap());
+        headers.insert("webhook-signature", signature.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn secrets_that_are_short_or_not_base64_are_refused() {
+        let short = CallbackVerifier::new(["whsec_c2hvcnQ="]).err().unwrap();
+        assert!(
+            format!("{short:#}").contains("at least 24 bytes"),
+            "{short:#}"
+        );
+        let garbage = CallbackVerifier::new(["whsec_not base64!"]).err().unwrap();
+        assert!(format!("{garbage:#}").contains("base64"), "{garbage:#}");
+        assert!(CallbackVerifier::new([]).is_err());
+    }
+
+    #[test]
+    fn during_a_rotation_both_secrets_verify_and_others_do_not() {
+        let verifier = CallbackVerifier::new([CURRENT, PREVIOUS]).unwrap();
+        let body = br#"{"amount":1}"#;
+        assert_eq!(verifier.verify(body, &signed(CURRENT, body)), Ok(()));
+        assert_eq!(verifier.verify(body, &signed(PREVIOUS, body)), Ok(()));
+        let foreign = "whsec_Zm9yZWlnbiBzZWNyZXQgb2YgdHdlbnR5LWZvdXI=";
+        let error = verifier.verify(body, &signed(foreign, body)).unwrap_err();
+        assert!(error.contains("no webhook-signature matches"), "{error}");
+    }
+}

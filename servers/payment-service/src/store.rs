@@ -115,17 +115,7 @@ impl PaymentStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<Payment>, DbError> {
-        self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                client
-                    .query_opt(sql, params)
-                    .await?
-                    .as_ref()
-                    .map(payment_from_row)
-                    .transpose()
-            })
-            .await
+        self.db.query_opt(sql, params, payment_from_row).await
     }
 }
 

@@ -204,6 +204,25 @@ impl Database {
         Ok(self.pool.get().await?)
     }
 
+    /// Runs one statement under the deadline and maps the row it returns, if any.
+    pub async fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        map: impl Fn(&tokio_postgres::Row) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        self.within_deadline(async {
+            let client = self.client().await?;
+            client
+                .query_opt(sql, params)
+                .await?
+                .as_ref()
+                .map(map)
+                .transpose()
+        })
+        .await
+    }
+
     /// Runs `work` (pool wait and queries) under the deadline.
     pub async fn within_deadline<T>(
         &self,
