@@ -16,11 +16,39 @@ pub mod postgres;
 pub mod proxy;
 pub mod webhook;
 
-/// The logger for services under test: silent unless `TEST_LOG` is set.
+/// A logger for a step of a test whose log nobody reads (on stderr if
+/// `TEST_LOG` is set).
 pub fn test_logger(name: &str) -> slog::Logger {
-    if std::env::var_os("TEST_LOG").is_some() {
-        service_support::logging::logger(name, "debug").expect("a valid log level")
-    } else {
-        slog::Logger::root(slog::Discard, slog::o!())
+    LogBuffer::default().logger(name)
+}
+
+/// A service's JSON log lines, kept in memory for the test to read, and
+/// also written to stderr if `TEST_LOG` is set.
+#[derive(Clone, Default)]
+pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// A logger writing into this buffer.
+    pub fn logger(&self, name: &str) -> slog::Logger {
+        service_support::logging::json_logger(name, "debug", self.clone())
+            .expect("a valid log level")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(bytes)?;
+        }
+        self.0.lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

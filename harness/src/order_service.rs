@@ -3,7 +3,7 @@
 
 use crate::postgres::Cluster;
 use crate::proxy::ConformanceProxy;
-use crate::{test_logger, webhook};
+use crate::{LogBuffer, test_logger, webhook};
 use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
 use tokio::sync::OnceCell;
@@ -17,6 +17,7 @@ pub struct OrderServiceTest<'c> {
     settings: Settings,
     server: Option<HttpServer<ServiceContext>>,
     proxy: ConformanceProxy,
+    logs: LogBuffer,
     /// The generated client, signing callbacks with [`OrderServiceTest::secret`].
     pub client: order_client::Client,
     /// A plain HTTP client, for requests the generated client cannot make.
@@ -61,7 +62,8 @@ impl<'c> OrderServiceTest<'c> {
     ) -> Self {
         let mut settings = settings_for(cluster, &database);
         adjust(&mut settings);
-        let server = order_service::start(&settings, test_logger("order-service"))
+        let logs = LogBuffer::default();
+        let server = order_service::start(&settings, logs.logger("order-service"))
             .await
             .expect("order-service starts");
         // A restart binds the same port, behind the same proxy.
@@ -75,6 +77,7 @@ impl<'c> OrderServiceTest<'c> {
         );
         OrderServiceTest {
             cluster,
+            logs,
             database,
             settings,
             server: Some(server),
@@ -87,6 +90,11 @@ impl<'c> OrderServiceTest<'c> {
     /// The URL of `path` on the service (through the proxy).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.proxy.url())
+    }
+
+    /// Everything the service logged, as JSON lines.
+    pub fn logs(&self) -> String {
+        self.logs.text()
     }
 
     /// The proxy in front of the service, with what it saw.
@@ -106,7 +114,7 @@ impl<'c> OrderServiceTest<'c> {
 
     /// Starts the service again on the same port and database.
     pub async fn start_again(&mut self) {
-        let server = order_service::start(&self.settings, test_logger("order-service"))
+        let server = order_service::start(&self.settings, self.logs.logger("order-service"))
             .await
             .expect("order-service starts again");
         self.server = Some(server);

@@ -4,7 +4,7 @@
 
 use crate::postgres::Cluster;
 use crate::proxy::ConformanceProxy;
-use crate::test_logger;
+use crate::{LogBuffer, test_logger};
 use payment_service::{DeliverySettings, OrderServiceSettings, PaymentService, Settings};
 use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
@@ -18,6 +18,7 @@ pub struct PaymentServiceTest<'c> {
     settings: Settings,
     running: Option<(Runtime, PaymentService)>,
     proxy: ConformanceProxy,
+    logs: LogBuffer,
     /// The generated client.
     pub client: payment_client::Client,
     /// A plain HTTP client, for requests the generated client cannot make.
@@ -81,7 +82,8 @@ impl<'c> PaymentServiceTest<'c> {
         owns_database: bool,
         mut settings: Settings,
     ) -> Self {
-        let (runtime, service) = run(&settings).await;
+        let logs = LogBuffer::default();
+        let (runtime, service) = run(&settings, &logs).await;
         settings.port = service.local_addr().port();
         let proxy = ConformanceProxy::start(format!("http://{}", service.local_addr()))
             .await
@@ -89,6 +91,7 @@ impl<'c> PaymentServiceTest<'c> {
         let client = payment_client::Client::new(&proxy.url());
         PaymentServiceTest {
             cluster,
+            logs,
             database,
             owns_database,
             settings,
@@ -106,6 +109,23 @@ impl<'c> PaymentServiceTest<'c> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Everything the service logged, as JSON lines.
+    pub fn logs(&self) -> String {
+        self.logs.text()
+    }
+
+    /// Stops the service gracefully: requests and deliveries in flight finish.
+    pub async fn stop(&mut self) {
+        if let Some((runtime, service)) = self.running.take() {
+            runtime
+                .spawn(service.shutdown())
+                .await
+                .expect("shutdown task")
+                .expect("payment-service shuts down");
+            runtime.shutdown_background();
+        }
     }
 
     /// A connection to the service's database, for checking what changed.
@@ -138,20 +158,13 @@ impl<'c> PaymentServiceTest<'c> {
     /// Starts the service again, same port and database, after `adjust`.
     pub async fn start_again(&mut self, adjust: impl FnOnce(&mut Settings)) {
         adjust(&mut self.settings);
-        self.running = Some(run(&self.settings).await);
+        self.running = Some(run(&self.settings, &self.logs).await);
     }
 
     /// Stops the service gracefully; asserts that every response it gave
     /// conformed to the contract; drops its database if it owns it.
     pub async fn cleanup(mut self) {
-        if let Some((runtime, service)) = self.running.take() {
-            runtime
-                .spawn(service.shutdown())
-                .await
-                .expect("shutdown task")
-                .expect("payment-service shuts down");
-            runtime.shutdown_background();
-        }
+        self.stop().await;
         let violations = self.proxy.violations();
         assert!(
             violations.is_empty(),
@@ -176,7 +189,7 @@ impl Drop for PaymentServiceTest<'_> {
 }
 
 /// Starts payment-service in a runtime of its own.
-async fn run(settings: &Settings) -> (Runtime, PaymentService) {
+async fn run(settings: &Settings, logs: &LogBuffer) -> (Runtime, PaymentService) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("payment-service")
@@ -184,10 +197,9 @@ async fn run(settings: &Settings) -> (Runtime, PaymentService) {
         .build()
         .expect("a runtime for payment-service");
     let settings = settings.clone();
+    let log = logs.logger("payment-service");
     let service = runtime
-        .spawn(
-            async move { payment_service::start(&settings, test_logger("payment-service")).await },
-        )
+        .spawn(async move { payment_service::start(&settings, log).await })
         .await
         .expect("start task")
         .expect("payment-service starts");

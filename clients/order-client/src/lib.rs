@@ -37,6 +37,7 @@ include!(concat!(env!("OUT_DIR"), "/client.rs"));
 #[derive(Clone, Default)]
 pub struct ClientContext {
     callback_secret: Option<String>,
+    request_id: Option<String>,
 }
 
 impl ClientContext {
@@ -45,7 +46,21 @@ impl ClientContext {
     pub fn with_callback_secret(secret: impl Into<String>) -> Self {
         ClientContext {
             callback_secret: Some(secret.into()),
+            request_id: None,
         }
+    }
+}
+
+impl Client {
+    /// The same client (sharing its connections), sending `x-request-id:
+    /// request_id` on every request, so order-service's log of the call
+    /// names the request that caused it.
+    pub fn with_request_id(&self, request_id: &str) -> Client {
+        let context = ClientContext {
+            request_id: Some(request_id.to_string()),
+            ..self.inner().clone()
+        };
+        Client::new_with_client(self.baseurl(), self.client().clone(), context)
     }
 }
 
@@ -57,6 +72,7 @@ impl std::fmt::Debug for ClientContext {
                 "callback_secret",
                 &self.callback_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("request_id", &self.request_id)
             .finish()
     }
 }
@@ -67,6 +83,12 @@ impl ClientHooks<ClientContext> for Client {
         request: &mut reqwest::Request,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
+        if let Some(id) = &self.inner().request_id {
+            let value = id
+                .parse()
+                .map_err(|e| Error::Custom(format!("request id is not a header value: {e}")))?;
+            request.headers_mut().insert("x-request-id", value);
+        }
         match (&self.inner().callback_secret, info.operation_id) {
             (Some(secret), "payment_callback") => sign(secret, request).map_err(Error::Custom),
             _ => Ok(()),

@@ -4,6 +4,7 @@
 //! openapi.yaml.
 
 mod flow;
+mod operations;
 mod outages;
 mod races;
 

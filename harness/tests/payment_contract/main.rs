@@ -5,6 +5,7 @@
 
 mod creating;
 mod delivering;
+mod shutdown;
 
 use harness::conformance::Conformance;
 use harness::payment_service::PaymentServiceTest;

@@ -7,10 +7,12 @@
 
 mod envelope;
 mod error;
+mod health;
 mod scalar;
 mod signed_body;
 
 pub use envelope::{Envelope, Page};
 pub use error::{ApiError, ErrorCode, ErrorData};
+pub use health::Health;
 pub use scalar::{NonBlankText, PositiveInt};
 pub use signed_body::SignedBody;

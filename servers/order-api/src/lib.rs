@@ -8,7 +8,7 @@
 //! `openapi.yaml`. Function names are operationIds, and so method names in the
 //! generated clients: renaming one is a breaking change.
 
-use api_common::{ApiError, Envelope, NonBlankText, Page, PositiveInt, SignedBody};
+use api_common::{ApiError, Envelope, Health, NonBlankText, Page, PositiveInt, SignedBody};
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
 use schemars::JsonSchema;
@@ -95,6 +95,25 @@ pub trait OrderApi {
         rqctx: RequestContext<Self::Context>,
         body: SignedBody<PaymentCallback>,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Liveness: the process is up and serving HTTP. Unpublished.
+    #[endpoint { method = GET, path = "/healthz", unpublished = true }]
+    async fn healthz(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
+
+    /// Readiness: the database answers; 503 `SERVICE_UNAVAILABLE`
+    /// naming what is not ready otherwise. Unpublished.
+    #[endpoint { method = GET, path = "/readyz", unpublished = true }]
+    async fn readyz(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
+
+    /// Prometheus metrics in the OpenMetrics text format. Unpublished.
+    #[endpoint { method = GET, path = "/metrics", unpublished = true }]
+    async fn metrics(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
 /// The longest `item_name` accepted, in characters.

@@ -1,11 +1,13 @@
 //! The HTTP handlers: each unpacks its request, calls the order rules, and
-//! wraps the result in the envelope.
+//! wraps the result in the envelope; [`observed`] logs and counts it.
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
-use api_common::{ApiError, Envelope, Page, SignedBody};
+use api_common::{ApiError, Envelope, Health, Page, SignedBody};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
 use order_api::{ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentCallback};
+use service_support::operations;
+use std::time::Instant;
 
 /// The implementation of [`OrderApi`], served by Dropshot.
 pub enum OrderApiImpl {}
@@ -19,34 +21,43 @@ impl OrderApi for OrderApiImpl {
         rqctx: RequestContext<ServiceContext>,
         body: TypedBody<OrderRequest>,
     ) -> Reply<Envelope<Order>> {
-        let result = orders::create(&rqctx.context().store, &body.into_inner()).await;
-        reply(&rqctx, result.map(Envelope::ok))
+        observed(&rqctx, async {
+            orders::create(&rqctx.context().store, &body.into_inner())
+                .await
+                .map(Envelope::ok)
+        })
+        .await
     }
 
     async fn list_orders(
         rqctx: RequestContext<ServiceContext>,
         query: Query<ListOrdersQuery>,
     ) -> Reply<Page<Order>> {
-        let query = query.into_inner();
-        let result = orders::list(
-            &rqctx.context().store,
-            query.page_token.as_deref(),
-            query.status,
-            query.limit.unwrap_or_default(),
-        )
-        .await;
-        reply(
-            &rqctx,
-            result.map(|(orders, next_page)| Page::ok(orders, next_page)),
-        )
+        observed(&rqctx, async {
+            let query = query.into_inner();
+            let limit = query.limit.unwrap_or_default();
+            let (orders, next_page) = orders::list(
+                &rqctx.context().store,
+                query.page_token.as_deref(),
+                query.status,
+                limit,
+            )
+            .await?;
+            Ok(Page::ok(orders, next_page))
+        })
+        .await
     }
 
     async fn get_order(
         rqctx: RequestContext<ServiceContext>,
         path: Path<OrderPath>,
     ) -> Reply<Envelope<Order>> {
-        let result = orders::get(&rqctx.context().store, path.into_inner().order_id).await;
-        reply(&rqctx, result.map(Envelope::ok))
+        observed(&rqctx, async {
+            orders::get(&rqctx.context().store, path.into_inner().order_id)
+                .await
+                .map(Envelope::ok)
+        })
+        .await
     }
 
     async fn update_order(
@@ -54,52 +65,85 @@ impl OrderApi for OrderApiImpl {
         path: Path<OrderPath>,
         body: TypedBody<OrderRequest>,
     ) -> Reply<Envelope<Order>> {
-        let id = path.into_inner().order_id;
-        let result = orders::update(&rqctx.context().store, id, &body.into_inner()).await;
-        reply(&rqctx, result.map(Envelope::ok))
+        observed(&rqctx, async {
+            let id = path.into_inner().order_id;
+            orders::update(&rqctx.context().store, id, &body.into_inner())
+                .await
+                .map(Envelope::ok)
+        })
+        .await
     }
 
     async fn delete_order(
         rqctx: RequestContext<ServiceContext>,
         path: Path<OrderPath>,
     ) -> Reply<Envelope<Order>> {
-        let result = orders::delete(&rqctx.context().store, path.into_inner().order_id).await;
-        reply(&rqctx, result.map(Envelope::ok))
+        observed(&rqctx, async {
+            orders::delete(&rqctx.context().store, path.into_inner().order_id)
+                .await
+                .map(Envelope::ok)
+        })
+        .await
     }
 
     async fn payment_callback(
         rqctx: RequestContext<ServiceContext>,
         body: SignedBody<PaymentCallback>,
     ) -> Reply<Envelope<Order>> {
+        observed(&rqctx, async {
+            let context = rqctx.context();
+            // The signature comes first: an unauthenticated caller learns
+            // nothing, not even whether its body would parse.
+            context
+                .verifier
+                .verify(body.bytes(), body.headers())
+                .map_err(OrderError::Unauthorized)?;
+            let report = body.parse().map_err(OrderError::InvalidBody)?;
+            let webhook_id = body
+                .headers()
+                .get("webhook-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            slog::info!(rqctx.log, "payment callback";
+                "webhook_id" => webhook_id,
+                "order_id" => %report.order_id,
+                "payment_id" => %report.payment_id,
+                "payment_status" => %report.payment_status);
+            orders::settle(&context.store, &report)
+                .await
+                .map(Envelope::ok)
+        })
+        .await
+    }
+
+    async fn healthz(_rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
+        Ok(HttpResponseOk(operations::alive()))
+    }
+
+    async fn readyz(rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
+        let database = operations::database_check(&rqctx.context().db).await;
+        operations::ready(vec![("database", database)]).map(HttpResponseOk)
+    }
+
+    async fn metrics(
+        rqctx: RequestContext<ServiceContext>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError> {
         let context = rqctx.context();
-        // The signature comes first: an unauthenticated caller learns
-        // nothing, not even whether its body would parse.
-        if let Err(reason) = context.verifier.verify(body.bytes(), body.headers()) {
-            return reply(&rqctx, Err(OrderError::Unauthorized(reason)));
-        }
-        let report = body.parse()?;
-        let webhook_id = body
-            .headers()
-            .get("webhook-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        slog::info!(rqctx.log, "payment callback";
-            "webhook_id" => webhook_id,
-            "order_id" => %report.order_id,
-            "payment_id" => %report.payment_id,
-            "payment_status" => %report.payment_status);
-        let result = orders::settle(&context.store, &report).await;
-        reply(&rqctx, result.map(Envelope::ok))
+        operations::metrics_response(&context.metrics, &context.db)
     }
 }
 
-/// Turns a rule's result into the response, logging failures: server-side
-/// ones with their full cause, refusals briefly.
-fn reply<T>(rqctx: &RequestContext<ServiceContext>, result: Result<T, OrderError>) -> Reply<T>
+/// Runs a handler's work; logs a failure (server-side ones with their
+/// cause, refusals briefly) and counts the request by operation and status.
+async fn observed<T>(
+    rqctx: &RequestContext<ServiceContext>,
+    work: impl Future<Output = Result<T, OrderError>>,
+) -> Reply<T>
 where
     T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,
 {
-    result.map(HttpResponseOk).map_err(|error| {
+    let started = Instant::now();
+    let result = work.await.map(HttpResponseOk).map_err(|error| {
         let api_error = error.to_api_error();
         if api_error.code >= 500 {
             slog::error!(rqctx.log, "request failed"; "error" => %error, "error_code" => &api_error.data.error_code);
@@ -107,5 +151,12 @@ where
             slog::info!(rqctx.log, "request refused"; "error" => %error, "error_code" => &api_error.data.error_code);
         }
         api_error
-    })
+    });
+    let status = result.as_ref().map_or_else(|e| e.code, |_| 200);
+    rqctx.context().metrics.observe_request(
+        &rqctx.endpoint.operation_id,
+        status,
+        started.elapsed(),
+    );
+    result
 }

@@ -20,6 +20,7 @@ pub use config::Settings;
 use anyhow::{Context, anyhow};
 use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
 use service_support::database::{self, Database, DatabaseSettings};
+use service_support::metrics::Metrics;
 use std::net::SocketAddr;
 use store::OrderStore;
 use webhook::CallbackVerifier;
@@ -36,6 +37,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273;
 pub struct ServiceContext {
     store: OrderStore,
     verifier: CallbackVerifier,
+    db: Database,
+    metrics: Metrics,
 }
 
 /// Brings the database schema up to date. [`start`] does this too; the
@@ -68,7 +71,8 @@ pub async fn start(
         &log,
     )
     .await?;
-    let store = OrderStore::new(Database::new(&settings.database)?);
+    let db = Database::new(&settings.database)?;
+    let store = OrderStore::new(db.clone());
 
     let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
@@ -81,15 +85,24 @@ pub async fn start(
         log_headers: vec!["x-request-id".to_string()],
         ..Default::default()
     };
-    let server = ServerBuilder::new(api, ServiceContext { store, verifier }, log)
-        .config(config)
-        .start()
-        .map_err(|e| {
-            anyhow!(
-                "cannot listen on {}:{}: {e}",
-                settings.listen_addr,
-                settings.port
-            )
-        })?;
+    let server = ServerBuilder::new(
+        api,
+        ServiceContext {
+            store,
+            verifier,
+            db,
+            metrics: Metrics::new(),
+        },
+        log,
+    )
+    .config(config)
+    .start()
+    .map_err(|e| {
+        anyhow!(
+            "cannot listen on {}:{}: {e}",
+            settings.listen_addr,
+            settings.port
+        )
+    })?;
     Ok(server)
 }

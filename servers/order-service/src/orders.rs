@@ -39,6 +39,9 @@ pub enum OrderError {
     InvalidPageToken,
     #[error("payment callback rejected: {0}")]
     Unauthorized(String),
+    /// The body failed to parse; the envelope is already made.
+    #[error("{}", .0.data.message)]
+    InvalidBody(ApiError),
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -59,6 +62,7 @@ impl OrderError {
             }
             OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
             OrderError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            OrderError::InvalidBody(error) => return error.clone(),
             OrderError::Database(DbError::Unavailable(_)) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@
 //! `openapi.yaml`. Function names are operationIds, and so method names in the
 //! generated clients: renaming one is a breaking change.
 
-use api_common::{ApiError, Envelope, NonBlankText, PositiveInt};
+use api_common::{ApiError, Envelope, Health, NonBlankText, PositiveInt};
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
 use schemars::JsonSchema;
@@ -63,6 +63,25 @@ pub trait PaymentApi {
         rqctx: RequestContext<Self::Context>,
         path: Path<SettlementRoute>,
     ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+
+    /// Liveness: the process is up and serving HTTP. Unpublished.
+    #[endpoint { method = GET, path = "/healthz", unpublished = true }]
+    async fn healthz(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
+
+    /// Readiness: the database answers and the outcome dispatcher is running; 503 `SERVICE_UNAVAILABLE`
+    /// naming what is not ready otherwise. Unpublished.
+    #[endpoint { method = GET, path = "/readyz", unpublished = true }]
+    async fn readyz(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
+
+    /// Prometheus metrics in the OpenMetrics text format. Unpublished.
+    #[endpoint { method = GET, path = "/metrics", unpublished = true }]
+    async fn metrics(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
 /// The published contract of the two settlement operations, served by

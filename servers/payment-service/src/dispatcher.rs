@@ -10,9 +10,13 @@ use crate::config::DeliverySettings;
 use crate::outbox::{Attempt, Claimed, Outbox};
 use crate::store::WAKE_CHANNEL;
 use order_client::types::{PaymentCallback, PaymentOutcome};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
+use service_support::metrics::Metrics;
 use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -28,6 +32,56 @@ pub struct Dispatcher {
     /// Names this instance in its claims.
     pub instance: String,
     pub log: slog::Logger,
+    pub metrics: DeliveryMetrics,
+    /// True while the delivery loop runs, for readiness.
+    pub running: Arc<AtomicBool>,
+}
+
+/// What delivery did, for Prometheus.
+#[derive(Clone, Default)]
+pub struct DeliveryMetrics {
+    attempts: Counter,
+    delivered: Counter,
+    failed: Counter,
+    rejected: Counter,
+    dead_letters: Counter,
+    /// Set at scrape time.
+    pub backlog: Gauge,
+}
+
+impl DeliveryMetrics {
+    pub fn register(&self, metrics: &Metrics) {
+        metrics.register(
+            "callback_delivery_attempts",
+            "Attempts to deliver an outcome to order-service",
+            self.attempts.clone(),
+        );
+        metrics.register(
+            "callback_delivered",
+            "Outcomes order-service acknowledged",
+            self.delivered.clone(),
+        );
+        metrics.register(
+            "callback_delivery_failures",
+            "Attempts that failed and will be retried",
+            self.failed.clone(),
+        );
+        metrics.register(
+            "callback_rejected",
+            "Outcomes order-service refused for good",
+            self.rejected.clone(),
+        );
+        metrics.register(
+            "callback_dead_letters",
+            "Outcomes whose retry window ended undelivered",
+            self.dead_letters.clone(),
+        );
+        metrics.register(
+            "callback_backlog",
+            "Outcomes waiting for delivery",
+            self.backlog.clone(),
+        );
+    }
 }
 
 /// A running dispatcher and its listener.
@@ -64,6 +118,8 @@ impl Dispatcher {
     }
 
     async fn run(self, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+        self.running.store(true, Ordering::SeqCst);
+        let _stopped = RunningFlag(self.running.clone());
         let lease = Duration::from_millis(self.settings.lease_ms);
         let poll = Duration::from_millis(self.settings.poll_ms);
         loop {
@@ -103,11 +159,12 @@ impl Dispatcher {
             },
             amount: NonZeroU64::new(claimed.amount.max(1) as u64).expect("at least 1"),
         };
-        let attempt = match self
-            .client
-            .payment_callback(&claimed.webhook_id, &body)
-            .await
-        {
+        // Sent as x-request-id, so order-service's log names the request that
+        // settled the payment.
+        let request_id = claimed.request_id.as_deref().unwrap_or(&claimed.webhook_id);
+        let client = self.client.with_request_id(request_id);
+        self.metrics.attempts.inc();
+        let attempt = match client.payment_callback(&claimed.webhook_id, &body).await {
             Ok(_) => Attempt::Delivered,
             Err(order_client::Error::ErrorResponse(response))
                 if response.status().is_client_error()
@@ -133,14 +190,20 @@ impl Dispatcher {
         ));
         match self.outbox.record(claimed, &attempt).await {
             Ok(state) => match (&attempt, state) {
-                (Attempt::Delivered, _) => slog::info!(log, "outcome delivered to order-service"),
+                (Attempt::Delivered, _) => {
+                    self.metrics.delivered.inc();
+                    slog::info!(log, "outcome delivered to order-service")
+                }
                 (Attempt::Rejected(reason), _) => {
+                    self.metrics.rejected.inc();
                     slog::error!(log, "order-service refused the outcome; not retrying"; "reason" => reason)
                 }
                 (Attempt::Failed { error, .. }, "dead_letter") => {
+                    self.metrics.dead_letters.inc();
                     slog::error!(log, "retry window over; outcome kept as a dead letter"; "error" => error)
                 }
                 (Attempt::Failed { error, delay }, _) => {
+                    self.metrics.failed.inc();
                     slog::warn!(log, "delivery failed; will retry";
                     "error" => error, "retry_in_ms" => delay.as_millis() as u64)
                 }
@@ -159,6 +222,15 @@ impl Dispatcher {
             .saturating_mul(1 << exponent)
             .min(self.settings.retry_cap_ms);
         Duration::from_millis(rand::rng().random_range(0..=bound))
+    }
+}
+
+/// Clears the running flag when the delivery loop ends, however it ends.
+struct RunningFlag(Arc<AtomicBool>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 

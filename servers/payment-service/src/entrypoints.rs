@@ -1,16 +1,19 @@
 //! The HTTP handlers: each unpacks its request, calls the payment rules,
-//! and wraps the result in the envelope.
+//! and wraps the result in the envelope; [`observed`] logs and counts it.
 
 use crate::ServiceContext;
 use crate::payments::{self, PaymentError};
-use api_common::{ApiError, Envelope};
+use api_common::{ApiError, Envelope, Health};
 use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
+use service_support::operations;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// The implementation of [`PaymentApi`], served by Dropshot.
 pub enum PaymentApiImpl {}
 
-type Reply = Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+type Reply<T> = Result<HttpResponseOk<T>, ApiError>;
 
 impl PaymentApi for PaymentApiImpl {
     type Context = ServiceContext;
@@ -18,38 +21,83 @@ impl PaymentApi for PaymentApiImpl {
     async fn create_payment(
         rqctx: RequestContext<ServiceContext>,
         body: TypedBody<PaymentRequest>,
-    ) -> Reply {
-        let context = rqctx.context();
-        let result = payments::create(&context.store, &context.orders, &body.into_inner()).await;
-        reply(&rqctx, result)
+    ) -> Reply<Envelope<Payment>> {
+        observed(&rqctx, async {
+            let context = rqctx.context();
+            // order-service logs this request's id beside its own.
+            let orders = context.orders.with_request_id(&rqctx.request_id);
+            payments::create(&context.store, &orders, &body.into_inner()).await
+        })
+        .await
     }
 
-    async fn get_payment(rqctx: RequestContext<ServiceContext>, path: Path<PaymentPath>) -> Reply {
-        let result = payments::get(&rqctx.context().store, path.into_inner().payment_id).await;
-        reply(&rqctx, result)
+    async fn get_payment(
+        rqctx: RequestContext<ServiceContext>,
+        path: Path<PaymentPath>,
+    ) -> Reply<Envelope<Payment>> {
+        observed(
+            &rqctx,
+            payments::get(&rqctx.context().store, path.into_inner().payment_id),
+        )
+        .await
     }
 
     async fn settle_payment(
         rqctx: RequestContext<ServiceContext>,
         path: Path<SettlementRoute>,
-    ) -> Reply {
-        let route = path.into_inner();
+    ) -> Reply<Envelope<Payment>> {
+        observed(&rqctx, async {
+            let route = path.into_inner();
+            let context = rqctx.context();
+            let window = context.retry_window;
+            payments::settle(
+                &context.store,
+                route.payment_id,
+                route.outcome,
+                window,
+                &rqctx.request_id,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn healthz(_rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
+        Ok(HttpResponseOk(operations::alive()))
+    }
+
+    async fn readyz(rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
         let context = rqctx.context();
-        let result = payments::settle(
-            &context.store,
-            route.payment_id,
-            route.outcome,
-            context.retry_window,
-        )
-        .await;
-        reply(&rqctx, result)
+        let database = operations::database_check(&context.db).await;
+        let dispatcher = if context.dispatcher_running.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("the outcome dispatcher is not running".to_string())
+        };
+        operations::ready(vec![("database", database), ("dispatcher", dispatcher)])
+            .map(HttpResponseOk)
+    }
+
+    async fn metrics(
+        rqctx: RequestContext<ServiceContext>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError> {
+        let context = rqctx.context();
+        // Left as last scraped when the database does not answer in time.
+        if let Ok(backlog) = context.outbox.backlog().await {
+            context.delivery_metrics.backlog.set(backlog);
+        }
+        operations::metrics_response(&context.metrics, &context.db)
     }
 }
 
-/// Turns a rule's result into the response, logging failures: server-side
-/// ones with their full cause, refusals briefly.
-fn reply(rqctx: &RequestContext<ServiceContext>, result: Result<Payment, PaymentError>) -> Reply {
-    result.map(|payment| HttpResponseOk(Envelope::ok(payment))).map_err(|error| {
+/// Runs a handler's work; logs a failure (server-side ones with their
+/// cause, refusals briefly) and counts the request by operation and status.
+async fn observed(
+    rqctx: &RequestContext<ServiceContext>,
+    work: impl Future<Output = Result<Payment, PaymentError>>,
+) -> Reply<Envelope<Payment>> {
+    let started = Instant::now();
+    let result = work.await.map(|payment| HttpResponseOk(Envelope::ok(payment))).map_err(|error| {
         let api_error = error.to_api_error();
         if api_error.code >= 500 {
             slog::error!(rqctx.log, "request failed"; "error" => %error, "error_code" => &api_error.data.error_code);
@@ -57,5 +105,12 @@ fn reply(rqctx: &RequestContext<ServiceContext>, result: Result<Payment, Payment
             slog::info!(rqctx.log, "request refused"; "error" => %error, "error_code" => &api_error.data.error_code);
         }
         api_error
-    })
+    });
+    let status = result.as_ref().map_or_else(|e| e.code, |_| 200);
+    rqctx.context().metrics.observe_request(
+        &rqctx.endpoint.operation_id,
+        status,
+        started.elapsed(),
+    );
+    result
 }

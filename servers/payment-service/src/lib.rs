@@ -20,11 +20,14 @@ mod store;
 pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
 
 use anyhow::{Context, anyhow};
-use dispatcher::{Dispatcher, DispatcherHandle};
+use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle};
 use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
 use outbox::Outbox;
 use service_support::database::{self, Database, DatabaseSettings};
+use service_support::metrics::Metrics;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use store::PaymentStore;
 
@@ -40,6 +43,11 @@ pub struct ServiceContext {
     store: PaymentStore,
     orders: order_client::Client,
     retry_window: Duration,
+    db: Database,
+    outbox: Outbox,
+    metrics: Metrics,
+    delivery_metrics: DeliveryMetrics,
+    dispatcher_running: Arc<AtomicBool>,
 }
 
 /// A running payment-service: the HTTP server and the outcome dispatcher.
@@ -91,12 +99,18 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
+    let metrics = Metrics::new();
+    let delivery_metrics = DeliveryMetrics::default();
+    delivery_metrics.register(&metrics);
+    let dispatcher_running = Arc::new(AtomicBool::new(false));
     let dispatcher = Dispatcher {
         outbox: Outbox::new(db.clone()),
         client: orders.clone(),
         settings: settings.delivery.clone(),
         instance: instance.clone(),
         log: log.new(slog::o!("component" => "dispatcher", "instance" => instance)),
+        metrics: delivery_metrics.clone(),
+        running: dispatcher_running.clone(),
     }
     .spawn(settings.database.pg_config()?);
 
@@ -110,9 +124,14 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         ..Default::default()
     };
     let context = ServiceContext {
-        store: PaymentStore::new(db),
+        store: PaymentStore::new(db.clone()),
         orders,
         retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
+        outbox: Outbox::new(db.clone()),
+        db,
+        metrics,
+        delivery_metrics,
+        dispatcher_running,
     };
     let server = match ServerBuilder::new(api, context, log).config(config).start() {
         Ok(server) => server,

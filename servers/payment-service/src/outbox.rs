@@ -18,6 +18,8 @@ pub struct Claimed {
     /// Including this one.
     pub attempts: i32,
     pub give_up_at: DateTime<Utc>,
+    /// The x-request-id of the request that settled the payment.
+    pub request_id: Option<String>,
 }
 
 /// What an attempt came to.
@@ -66,7 +68,7 @@ impl Outbox {
                              WHERE state = 'pending' AND next_attempt_at <= clock_timestamp() \
                              AND (locked_until IS NULL OR locked_until < clock_timestamp()) \
                              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                         RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, give_up_at",
+                         RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, give_up_at, request_id",
                         &[&instance, &lease_ms, &limit],
                     )
                     .await?;
@@ -80,6 +82,7 @@ impl Outbox {
                             amount: row.try_get("amount")?,
                             attempts: row.try_get("attempts")?,
                             give_up_at: row.try_get("give_up_at")?,
+                            request_id: row.try_get("request_id")?,
                         })
                     })
                     .collect()
@@ -121,6 +124,22 @@ impl Outbox {
                     )
                     .await?;
                 Ok(state)
+            })
+            .await
+    }
+
+    /// How many outcomes wait for delivery.
+    pub async fn backlog(&self) -> Result<i64, DbError> {
+        self.db
+            .within_deadline(async {
+                let client = self.db.client().await?;
+                let row = client
+                    .query_one(
+                        "SELECT count(*) FROM order_notifications WHERE state = 'pending'",
+                        &[],
+                    )
+                    .await?;
+                Ok(row.try_get(0)?)
             })
             .await
     }

@@ -130,8 +130,12 @@ pub async fn settle(
     id: Uuid,
     settlement: Settlement,
     retry_window: Duration,
+    request_id: &str,
 ) -> Result<Payment, PaymentError> {
-    if let Some(payment) = store.settle_pending(id, settlement, retry_window).await? {
+    if let Some(payment) = store
+        .settle_pending(id, settlement, retry_window, request_id)
+        .await?
+    {
         return Ok(payment);
     }
     match store.get(id).await? {

@@ -68,6 +68,7 @@ impl PaymentStore {
         id: Uuid,
         settlement: Settlement,
         retry_window: Duration,
+        request_id: &str,
     ) -> Result<Option<Payment>, DbError> {
         let status = match settlement {
             Settlement::Success => "success",
@@ -92,9 +93,9 @@ impl PaymentStore {
                 let amount: i64 = settled.try_get("amount")?;
                 tx.execute(
                     "INSERT INTO order_notifications \
-                     (payment_id, webhook_id, order_id, outcome, amount, give_up_at) \
-                     VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6 * interval '1 millisecond')",
-                    &[&id, &format!("msg_{}", id.simple()), &order_id, &status, &amount, &(window_ms as f64)],
+                     (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id) \
+                     VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6 * interval '1 millisecond', $7)",
+                    &[&id, &format!("msg_{}", id.simple()), &order_id, &status, &amount, &(window_ms as f64), &request_id],
                 )
                 .await?;
                 tx.execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL]).await?;

@@ -199,6 +199,20 @@ impl Database {
         Ok(Database { pool, deadline })
     }
 
+    /// The pool's size, idle connections and waiters.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
+    /// Readiness: the database answers a query within the deadline.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.within_deadline(async {
+            self.client().await?.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
         Ok(self.pool.get().await?)

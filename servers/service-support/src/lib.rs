@@ -4,4 +4,6 @@
 
 pub mod database;
 pub mod logging;
+pub mod metrics;
+pub mod operations;
 pub mod shutdown;

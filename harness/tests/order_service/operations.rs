@@ -1,0 +1,136 @@
+//! What operators and orchestrators use: health, readiness, metrics, logs.
+
+use crate::{order_request, send};
+use harness::conformance::Conformance;
+use harness::order_service::OrderServiceTest;
+use harness::postgres::Cluster;
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_stay_out_of_the_contract() {
+    let test = OrderServiceTest::start().await;
+    let (status, body) = send(&test, Method::GET, "/healthz", &[], None).await;
+    assert_eq!(
+        (status, body["data"]["checks"]["process"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = send(&test, Method::GET, "/readyz", &[], None).await;
+    assert_eq!(
+        (status, body["data"]["checks"]["database"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            Conformance::shared().operation_id("GET", path),
+            None,
+            "{path} is published"
+        );
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let cluster = Cluster::start().expect("a private cluster");
+    let test = OrderServiceTest::start_on(&cluster).await;
+
+    cluster.stop().unwrap();
+    let (status, body) = send(&test, Method::GET, "/readyz", &[], None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not ready: database: "),
+        "{body}"
+    );
+    let (status, _) = send(&test, Method::GET, "/healthz", &[], None).await;
+    assert_eq!(status, StatusCode::OK, "alive all along");
+
+    cluster.resume().unwrap();
+    let started = std::time::Instant::now();
+    while send(&test, Method::GET, "/readyz", &[], None).await.0 != StatusCode::OK {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "not ready 10 s after the database returned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    test.cleanup().await;
+}
+
+async fn scrape(test: &OrderServiceTest<'_>) -> String {
+    let response = test.http.get(test.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_operation_and_status() {
+    let test = OrderServiceTest::start().await;
+    let created = r#"http_requests_total{operation="create_order",status="200"}"#;
+    let missing = r#"http_requests_total{operation="get_order",status="404"}"#;
+    let before = scrape(&test).await;
+    assert_eq!(sample(&before, created), None);
+
+    test.client
+        .create_order(&order_request("Pen", 1, 100))
+        .await
+        .unwrap();
+    test.client
+        .create_order(&order_request("Pen", 1, 100))
+        .await
+        .unwrap();
+    assert!(test.client.get_order(&uuid::Uuid::new_v4()).await.is_err());
+    let after = scrape(&test).await;
+
+    assert_eq!(sample(&after, created), Some(2.0));
+    assert_eq!(sample(&after, missing), Some(1.0));
+    let fast = r#"http_request_duration_seconds_bucket{le="10.0",operation="create_order"}"#;
+    assert_eq!(
+        sample(&after, fast),
+        Some(2.0),
+        "explicit buckets up to 10 s:\n{after}"
+    );
+    assert!(
+        sample(&after, "db_pool_connections").is_some_and(|n| n >= 1.0),
+        "{after}"
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn logs_are_json_lines_carrying_the_callers_request_id() {
+    let test = OrderServiceTest::start().await;
+    let response = test
+        .http
+        .get(test.url("/orders"))
+        .header("x-request-id", "flow-7f3a")
+        .send()
+        .await
+        .unwrap();
+    let own_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let logs = test.logs();
+    let completed: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .filter(|entry: &serde_json::Value| entry["msg"] == "request completed")
+        .collect();
+    let entry = completed
+        .iter()
+        .find(|e| e["req_id"] == own_id.as_str())
+        .expect("a line for the request");
+    assert_eq!(entry["hdr_x_request_id"], "flow-7f3a");
+    assert_eq!(entry["response_code"], 200);
+    test.cleanup().await;
+}

@@ -1,0 +1,60 @@
+//! The unpublished endpoints every service has: liveness, readiness and
+//! metrics, for orchestrators and Prometheus.
+
+use crate::database::Database;
+use crate::metrics::{self, Metrics};
+use api_common::{ApiError, Envelope, ErrorCode, Health};
+use http::StatusCode;
+
+/// Liveness: answering at all is the check.
+pub fn alive() -> Envelope<Health> {
+    let mut health = Health::default();
+    health
+        .checks
+        .insert("process".to_string(), "ok".to_string());
+    Envelope::ok(health)
+}
+
+/// Readiness from named checks: 200 if all passed, else 503 naming the failures.
+pub fn ready(checks: Vec<(&str, Result<(), String>)>) -> Result<Envelope<Health>, ApiError> {
+    let failures: Vec<String> = checks
+        .iter()
+        .filter_map(|(name, result)| result.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    if !failures.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            format!("not ready: {}", failures.join("; ")),
+        ));
+    }
+    let mut health = Health::default();
+    for (name, _) in checks {
+        health.checks.insert(name.to_string(), "ok".to_string());
+    }
+    Ok(Envelope::ok(health))
+}
+
+/// The database check for [`ready`].
+pub async fn database_check(db: &Database) -> Result<(), String> {
+    db.ping().await.map_err(|e| e.to_string())
+}
+
+/// The `/metrics` response, with the pool's state as of now.
+pub fn metrics_response(
+    metrics: &Metrics,
+    db: &Database,
+) -> Result<http::Response<dropshot::Body>, ApiError> {
+    metrics.set_pool(db.pool_status());
+    http::Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)
+        .body(metrics.render().into())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalError,
+                e.to_string(),
+            )
+        })
+}
