@@ -8,7 +8,9 @@
 //! - `order_service`: order-service under test, on its own database.
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
+//! - `browser`: headless Chromium, for the services' documentation pages.
 
+pub mod browser;
 pub mod conformance;
 pub mod order_service;
 pub mod payment_service;

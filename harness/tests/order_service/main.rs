@@ -4,6 +4,7 @@
 
 mod callback;
 mod database_outage;
+mod docs;
 mod lifecycle;
 mod operations;
 mod pagination;

@@ -13,6 +13,6 @@ mod signed_body;
 
 pub use envelope::{Envelope, Page};
 pub use error::{ApiError, ErrorCode, ErrorData};
-pub use health::Health;
+pub use health::{DocsPath, Health};
 pub use scalar::{NonBlankText, PositiveInt};
 pub use signed_body::SignedBody;

@@ -8,7 +8,9 @@
 //! `openapi.yaml`. Function names are operationIds, and so method names in the
 //! generated clients: renaming one is a breaking change.
 
-use api_common::{ApiError, Envelope, Health, NonBlankText, Page, PositiveInt, SignedBody};
+use api_common::{
+    ApiError, DocsPath, Envelope, Health, NonBlankText, Page, PositiveInt, SignedBody,
+};
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
 use schemars::JsonSchema;
@@ -113,6 +115,20 @@ pub trait OrderApi {
     #[endpoint { method = GET, path = "/metrics", unpublished = true }]
     async fn metrics(
         rqctx: RequestContext<Self::Context>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError>;
+
+    /// This service's part of the contract, as JSON. Unpublished.
+    #[endpoint { method = GET, path = "/openapi.json", unpublished = true }]
+    async fn contract_document(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError>;
+
+    /// Interactive documentation (Swagger UI) of this service's part of the
+    /// contract, served with all its assets. Unpublished.
+    #[endpoint { method = GET, path = "/docs/{path:.*}", unpublished = true }]
+    async fn docs_page(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<DocsPath>,
     ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 

@@ -3,7 +3,7 @@
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
-use api_common::{ApiError, Envelope, Health, Page, SignedBody};
+use api_common::{ApiError, DocsPath, Envelope, Health, Page, SignedBody};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
 use order_api::{ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentCallback};
 use service_support::operations;
@@ -130,6 +130,19 @@ impl OrderApi for OrderApiImpl {
     ) -> Result<http::Response<dropshot::Body>, ApiError> {
         let context = rqctx.context();
         operations::metrics_response(&context.metrics, &context.db)
+    }
+
+    async fn contract_document(
+        rqctx: RequestContext<ServiceContext>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError> {
+        rqctx.context().docs.openapi_json()
+    }
+
+    async fn docs_page(
+        rqctx: RequestContext<ServiceContext>,
+        path: Path<DocsPath>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError> {
+        rqctx.context().docs.page(&path.into_inner().path)
     }
 }
 

@@ -20,6 +20,7 @@ pub use config::Settings;
 use anyhow::{Context, anyhow};
 use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
 use service_support::database::{self, Database, DatabaseSettings};
+use service_support::docs::Docs;
 use service_support::metrics::Metrics;
 use std::net::SocketAddr;
 use store::OrderStore;
@@ -39,6 +40,7 @@ pub struct ServiceContext {
     verifier: CallbackVerifier,
     db: Database,
     metrics: Metrics,
+    docs: Docs,
 }
 
 /// Brings the database schema up to date. [`start`] does this too; the
@@ -92,6 +94,7 @@ pub async fn start(
             verifier,
             db,
             metrics: Metrics::new(),
+            docs: Docs::for_service("order-service", &["orders", "internal"])?,
         },
         log,
     )

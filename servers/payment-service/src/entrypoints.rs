@@ -3,7 +3,7 @@
 
 use crate::ServiceContext;
 use crate::payments::{self, PaymentError};
-use api_common::{ApiError, Envelope, Health};
+use api_common::{ApiError, DocsPath, Envelope, Health};
 use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
 use service_support::operations;
@@ -87,6 +87,19 @@ impl PaymentApi for PaymentApiImpl {
             context.delivery_metrics.backlog.set(backlog);
         }
         operations::metrics_response(&context.metrics, &context.db)
+    }
+
+    async fn contract_document(
+        rqctx: RequestContext<ServiceContext>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError> {
+        rqctx.context().docs.openapi_json()
+    }
+
+    async fn docs_page(
+        rqctx: RequestContext<ServiceContext>,
+        path: Path<DocsPath>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError> {
+        rqctx.context().docs.page(&path.into_inner().path)
     }
 }
 

@@ -24,6 +24,7 @@ use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle};
 use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
 use outbox::Outbox;
 use service_support::database::{self, Database, DatabaseSettings};
+use service_support::docs::Docs;
 use service_support::metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub struct ServiceContext {
     metrics: Metrics,
     delivery_metrics: DeliveryMetrics,
     dispatcher_running: Arc<AtomicBool>,
+    docs: Docs,
 }
 
 /// A running payment-service: the HTTP server and the outcome dispatcher.
@@ -132,6 +134,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         metrics,
         delivery_metrics,
         dispatcher_running,
+        docs: Docs::for_service("payment-service", &["payments"])?,
     };
     let server = match ServerBuilder::new(api, context, log).config(config).start() {
         Ok(server) => server,

@@ -3,6 +3,7 @@
 //! an advisory lock, logging, and the shutdown signal.
 
 pub mod database;
+pub mod docs;
 pub mod logging;
 pub mod metrics;
 pub mod operations;
