@@ -6,6 +6,7 @@ use crate::proxy::ConformanceProxy;
 use crate::{LogBuffer, test_logger, webhook};
 use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
+use service_support::database::DatabaseSettings;
 use tokio::sync::OnceCell;
 
 /// The migrated database every test's database is copied from.
@@ -172,11 +173,16 @@ fn unique_name() -> String {
 /// Settings for order-service on `database` of `cluster`: port 0, a fresh
 /// callback secret, a small pool.
 pub fn settings_for(cluster: &Cluster, database: &str) -> Settings {
+    settings_for_database(cluster.database_settings(database), &webhook::new_secret())
+}
+
+/// Settings for order-service on `database` with `secret`: port 0.
+pub fn settings_for_database(database: DatabaseSettings, secret: &str) -> Settings {
     Settings {
-        database: cluster.database_settings(database),
+        database,
         listen_addr: [127, 0, 0, 1].into(),
         port: 0,
-        callback_secret: webhook::new_secret(),
+        callback_secret: secret.to_string(),
         previous_callback_secret: None,
         max_body_bytes: 16 * 1024,
         log_level: "debug".to_string(),

@@ -32,6 +32,8 @@ pub struct Cluster {
     bindir: PathBuf,
     owner: Option<(u32, u32)>,
     postmaster: Mutex<Option<Postmaster>>,
+    /// Whether the directory outlives the cluster (see [`Cluster::open`]).
+    keep: bool,
 }
 
 struct Postmaster {
@@ -48,22 +50,54 @@ impl Cluster {
         })
     }
 
-    /// A new cluster of its own, for tests that stop or restart it.
+    /// A new cluster of its own, for tests that stop or restart it. Its
+    /// directory is deleted when it is dropped.
     pub fn start() -> anyhow::Result<Cluster> {
+        let cluster = Cluster::prepare(new_cluster_dir()?, false)?;
+        cluster.initdb()?;
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    /// The cluster kept in `dir`, created there on first use and started;
+    /// its data outlives this process (the launcher's).
+    pub fn open(dir: &Path) -> anyhow::Result<Cluster> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let cluster = Cluster::prepare(dir.canonicalize()?, true)?;
+        if !cluster.dir.join("data/PG_VERSION").exists() {
+            cluster.initdb()?;
+        }
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    /// Whether database `name` exists.
+    pub async fn has_database(&self, name: &str) -> anyhow::Result<bool> {
+        let admin = self.connect("postgres").await?;
+        let found = admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await?;
+        Ok(found.is_some())
+    }
+
+    fn prepare(dir: PathBuf, keep: bool) -> anyhow::Result<Cluster> {
         let bindir = find_bindir()?;
         let owner = unprivileged_owner()?;
-        let dir = new_cluster_dir()?;
         if let Some((uid, gid)) = owner {
             chown(&dir, Some(uid), Some(gid))
                 .context("cannot hand the cluster directory to postgres")?;
         }
-        let cluster = Cluster {
+        Ok(Cluster {
             dir,
             bindir,
             owner,
             postmaster: Mutex::new(None),
-        };
-        let output = cluster
+            keep,
+        })
+    }
+
+    fn initdb(&self) -> anyhow::Result<()> {
+        let output = self
             .command("initdb")
             .args([
                 "-D",
@@ -81,8 +115,7 @@ impl Cluster {
         if !output.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&output.stderr));
         }
-        cluster.resume()?;
-        Ok(cluster)
+        Ok(())
     }
 
     /// A tokio-postgres connection string for database `name`.
@@ -208,16 +241,7 @@ impl Cluster {
 
     /// Service settings for database `name`: a small pool and the usual deadline.
     pub fn database_settings(&self, name: &str) -> service_support::database::DatabaseSettings {
-        service_support::database::DatabaseSettings {
-            url: Some(self.connection_string(name)),
-            host: String::new(),
-            port: 0,
-            user: String::new(),
-            password: None,
-            name: name.to_string(),
-            pool_size: 4,
-            timeout_ms: 1500,
-        }
+        database_settings(&self.connection_string(name), name)
     }
 
     /// A new database copied from `template`, which `migrate` creates the
@@ -284,7 +308,24 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Service settings for the database at `url` (called `name`): a small
+/// pool and the usual deadline.
+pub fn database_settings(url: &str, name: &str) -> service_support::database::DatabaseSettings {
+    service_support::database::DatabaseSettings {
+        url: Some(url.to_string()),
+        host: String::new(),
+        port: 0,
+        user: String::new(),
+        password: None,
+        name: name.to_string(),
+        pool_size: 4,
+        timeout_ms: 1500,
     }
 }
 
@@ -327,7 +368,14 @@ fn signal_tree(postmaster: Pid, signal: Signal) {
 /// `PG_BINDIR` if set, else the newest `/usr/lib/postgresql/<version>/bin`.
 fn find_bindir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BINDIR") {
-        return Ok(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        if !dir.join("postgres").exists() {
+            bail!(
+                "PG_BINDIR={} holds no `postgres` server binary",
+                dir.display()
+            );
+        }
+        return Ok(dir);
     }
     let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
