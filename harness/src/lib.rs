@@ -9,6 +9,7 @@
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `browser`: headless Chromium, for the services' documentation pages.
+//! - `remote`: the checks the `conformance` command runs against deployed services.
 
 pub mod browser;
 pub mod conformance;
@@ -16,6 +17,7 @@ pub mod order_service;
 pub mod payment_service;
 pub mod postgres;
 pub mod proxy;
+pub mod remote;
 pub mod webhook;
 
 /// A logger for a step of a test whose log nobody reads (on stderr if

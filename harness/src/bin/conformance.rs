@@ -1,0 +1,45 @@
+//! Checks deployed services against the contract and the system's rules:
+//! one line per rule, a summary, and a non-zero exit on any failure.
+
+use clap::Parser;
+use harness::remote::{Target, run};
+use std::process::ExitCode;
+
+/// Runs the contract and end-to-end checks against running services.
+#[derive(Parser)]
+#[command(name = "conformance")]
+struct Options {
+    /// order-service's base URL.
+    #[arg(
+        long,
+        env = "ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    order_url: String,
+    /// payment-service's base URL.
+    #[arg(
+        long,
+        env = "PAYMENT_SERVICE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    payment_url: String,
+    /// The callback secret, for the checks that sign callbacks (skipped without it).
+    #[arg(long, env = "PAYMENT_CALLBACK_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    let target = Target {
+        order_url: options.order_url.trim_end_matches('/').to_string(),
+        payment_url: options.payment_url.trim_end_matches('/').to_string(),
+        secret: options.secret,
+    };
+    let summary = run(&target, &mut std::io::stdout()).await;
+    if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
