@@ -77,6 +77,37 @@ fn profile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Loads a service's `/docs` page and checks that every operation of
+/// `tags` is rendered (Swagger UI gives each the id
+/// `operations-{tag}-{operationId}`) and no other tag's; keeps a
+/// screenshot at `screenshot`. Returns the operations found.
+pub fn check_docs_page(
+    page: &str,
+    tags: &[&str],
+    screenshot_at: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let dom = rendered_dom(page)?;
+    let operations = operations_of(tags);
+    let mut found = Vec::new();
+    for (tag, id) in &operations {
+        if !dom.contains(&format!("id=\"operations-{tag}-{id}\"")) {
+            bail!("{id} is not rendered at {page}");
+        }
+        found.push(id.clone());
+    }
+    // Tag sections are `operations-tag-{tag}`; operations are the rest.
+    let others =
+        dom.matches("id=\"operations-").count() - dom.matches("id=\"operations-tag-").count();
+    if others != operations.len() {
+        bail!(
+            "{page} renders {others} operations, expected the {} of {tags:?}",
+            operations.len()
+        );
+    }
+    screenshot(page, screenshot_at)?;
+    Ok(found)
+}
+
 /// The operationIds of `tags` in the committed contract.
 pub fn operations_of(tags: &[&str]) -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");

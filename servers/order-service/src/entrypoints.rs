@@ -7,7 +7,6 @@ use api_common::{ApiError, DocsPath, Envelope, Health, Page, SignedBody};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
 use order_api::{ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentCallback};
 use service_support::operations;
-use std::time::Instant;
 
 /// The implementation of [`OrderApi`], served by Dropshot.
 pub enum OrderApiImpl {}
@@ -146,8 +145,7 @@ impl OrderApi for OrderApiImpl {
     }
 }
 
-/// Runs a handler's work; logs a failure (server-side ones with their
-/// cause, refusals briefly) and counts the request by operation and status.
+/// Runs a handler's work through [`operations::observed`].
 async fn observed<T>(
     rqctx: &RequestContext<ServiceContext>,
     work: impl Future<Output = Result<T, OrderError>>,
@@ -155,21 +153,8 @@ async fn observed<T>(
 where
     T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,
 {
-    let started = Instant::now();
-    let result = work.await.map(HttpResponseOk).map_err(|error| {
-        let api_error = error.to_api_error();
-        if api_error.code >= 500 {
-            slog::error!(rqctx.log, "request failed"; "error" => %error, "error_code" => &api_error.data.error_code);
-        } else {
-            slog::info!(rqctx.log, "request refused"; "error" => %error, "error_code" => &api_error.data.error_code);
-        }
-        api_error
-    });
-    let status = result.as_ref().map_or_else(|e| e.code, |_| 200);
-    rqctx.context().metrics.observe_request(
-        &rqctx.endpoint.operation_id,
-        status,
-        started.elapsed(),
-    );
-    result
+    let metrics = &rqctx.context().metrics;
+    operations::observed(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work)
+        .await
+        .map(HttpResponseOk)
 }

@@ -46,10 +46,10 @@ pub enum OrderError {
     Database(#[from] DbError),
 }
 
-impl OrderError {
+impl service_support::operations::ServiceError for OrderError {
     /// The envelope for this error. Database failures are described
     /// generically: their details are for the log, not the client.
-    pub fn to_api_error(&self) -> ApiError {
+    fn to_api_error(&self) -> ApiError {
         let (status, code) = match self {
             OrderError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
             OrderError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::OrderNotPending),

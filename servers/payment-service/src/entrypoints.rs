@@ -8,7 +8,6 @@ use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
 use service_support::operations;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// The implementation of [`PaymentApi`], served by Dropshot.
 pub enum PaymentApiImpl {}
@@ -103,27 +102,13 @@ impl PaymentApi for PaymentApiImpl {
     }
 }
 
-/// Runs a handler's work; logs a failure (server-side ones with their
-/// cause, refusals briefly) and counts the request by operation and status.
+/// Runs a handler's work through [`operations::observed`] and wraps the payment.
 async fn observed(
     rqctx: &RequestContext<ServiceContext>,
     work: impl Future<Output = Result<Payment, PaymentError>>,
 ) -> Reply<Envelope<Payment>> {
-    let started = Instant::now();
-    let result = work.await.map(|payment| HttpResponseOk(Envelope::ok(payment))).map_err(|error| {
-        let api_error = error.to_api_error();
-        if api_error.code >= 500 {
-            slog::error!(rqctx.log, "request failed"; "error" => %error, "error_code" => &api_error.data.error_code);
-        } else {
-            slog::info!(rqctx.log, "request refused"; "error" => %error, "error_code" => &api_error.data.error_code);
-        }
-        api_error
-    });
-    let status = result.as_ref().map_or_else(|e| e.code, |_| 200);
-    rqctx.context().metrics.observe_request(
-        &rqctx.endpoint.operation_id,
-        status,
-        started.elapsed(),
-    );
-    result
+    let metrics = &rqctx.context().metrics;
+    let payment =
+        operations::observed(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work).await?;
+    Ok(HttpResponseOk(Envelope::ok(payment)))
 }

@@ -34,8 +34,10 @@ pub enum PaymentError {
     Database(#[from] DbError),
 }
 
-impl PaymentError {
-    pub fn to_api_error(&self) -> ApiError {
+impl service_support::operations::ServiceError for PaymentError {
+    /// The envelope for this error. Database failures are described
+    /// generically: their details are for the log, not the client.
+    fn to_api_error(&self) -> ApiError {
         let (status, code) = match self {
             PaymentError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::PaymentNotFound),
             PaymentError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentNotPending),

@@ -6,6 +6,36 @@ use crate::metrics::{self, Metrics};
 use api_common::{ApiError, Envelope, ErrorCode, Health};
 use http::StatusCode;
 
+/// A service's error type: how it reads to a person, and its envelope.
+pub trait ServiceError: std::fmt::Display {
+    fn to_api_error(&self) -> ApiError;
+}
+
+/// Runs a handler's work; logs a failure (server-side ones with their
+/// cause, refusals briefly) and counts the request by operation and status.
+/// Dropshot has no middleware, so every handler goes through this.
+pub async fn observed<T, E: ServiceError>(
+    log: &slog::Logger,
+    metrics: &Metrics,
+    operation: &str,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, ApiError> {
+    let started = std::time::Instant::now();
+    let result = work.await.map_err(|error| {
+        let api_error = error.to_api_error();
+        let code = &api_error.data.error_code;
+        if api_error.code >= 500 {
+            slog::error!(log, "request failed"; "error" => %error, "error_code" => code);
+        } else {
+            slog::info!(log, "request refused"; "error" => %error, "error_code" => code);
+        }
+        api_error
+    });
+    let status = result.as_ref().map_or_else(|e| e.code, |_| 200);
+    metrics.observe_request(operation, status, started.elapsed());
+    result
+}
+
 /// Liveness: answering at all is the check.
 pub fn alive() -> Envelope<Health> {
     let mut health = Health::default();
