@@ -9,6 +9,7 @@
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `browser`: headless Chromium, for the services' documentation pages.
+//! - `process`: a service binary run as its own process, stopped by signals.
 //! - `remote`: the checks the `conformance` command runs against deployed services.
 
 pub mod browser;
@@ -16,6 +17,7 @@ pub mod conformance;
 pub mod order_service;
 pub mod payment_service;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod remote;
 pub mod webhook;

@@ -1,0 +1,85 @@
+//! A service binary run as a separate process, as an operator runs it: on
+//! port 0, its JSON log on stderr read for the address it listens on.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ServiceProcess {
+    child: Child,
+    pub address: SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `environment` and waits (up to 60 s) for its
+    /// "listening" log line.
+    pub fn start(binary: &str, environment: &[(&str, String)]) -> ServiceProcess {
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (name, value) in environment {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let (sender, log) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("{binary} never logged that it listens"));
+            let entry: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            // Dropshot's own line says where it listens.
+            if entry["msg"] == "listening"
+                && let Some(address) = entry["local_addr"].as_str()
+            {
+                break address.parse().expect("a socket address");
+            }
+        };
+        ServiceProcess {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// Sends `signal`; returns the exit status, how long the exit took,
+    /// and the log lines written meanwhile. Fails after `bound`.
+    pub fn stop(mut self, signal: Signal, bound: Duration) -> (ExitStatus, Duration, Vec<String>) {
+        let sent = Instant::now();
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the service");
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < bound,
+                "still running {bound:?} after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = sent.elapsed();
+        (status, elapsed, self.log.try_iter().collect())
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
