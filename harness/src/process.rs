@@ -83,3 +83,47 @@ impl Drop for ServiceProcess {
         let _ = self.child.kill();
     }
 }
+
+/// Runs `binary` on a fresh database of the shared cluster, once per
+/// signal, and checks that it exits 0 within 10 s of SIGTERM and of
+/// SIGINT, saying it is shutting down. Returns how long each exit took.
+pub async fn stops_cleanly_on_signals(binary: &str) -> Vec<(Signal, Duration)> {
+    let cluster = crate::postgres::Cluster::shared();
+    let mut exits = Vec::new();
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let database = format!("signals_{}", uuid::Uuid::new_v4().simple());
+        cluster
+            .create_database(&database, None)
+            .await
+            .expect("a database");
+        let service = ServiceProcess::start(
+            binary,
+            &[
+                ("DATABASE_URL", cluster.connection_string(&database)),
+                ("PORT", "0".to_string()),
+                ("PAYMENT_CALLBACK_SECRET", crate::webhook::new_secret()),
+            ],
+        );
+        let ready = reqwest::get(format!("http://{}/readyz", service.address))
+            .await
+            .expect("readyz answers");
+        assert_eq!(
+            ready.status(),
+            reqwest::StatusCode::OK,
+            "{binary} ready before the signal"
+        );
+
+        let (status, elapsed, log) = service.stop(signal, Duration::from_secs(10));
+
+        assert!(
+            status.success(),
+            "{binary}: exit status {status} after {signal}"
+        );
+        assert!(
+            log.iter().any(|line| line.contains("shutting down")),
+            "{log:?}"
+        );
+        exits.push((signal, elapsed));
+    }
+    exits
+}

@@ -18,11 +18,10 @@ mod webhook;
 pub use config::Settings;
 
 use anyhow::{Context, anyhow};
-use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
+use dropshot::{HttpServer, ServerBuilder};
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::metrics::Metrics;
-use std::net::SocketAddr;
 use store::OrderStore;
 use webhook::CallbackVerifier;
 
@@ -78,15 +77,11 @@ pub async fn start(
 
     let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
-    let config = ConfigDropshot {
-        bind_address: SocketAddr::new(settings.listen_addr, settings.port),
-        default_request_body_max_bytes: settings.max_body_bytes,
-        // A request whose client went away still runs to completion, so a
-        // state change is never cut off half-way.
-        default_handler_task_mode: HandlerTaskMode::Detached,
-        log_headers: vec!["x-request-id".to_string()],
-        ..Default::default()
-    };
+    let config = service_support::server::config(
+        settings.listen_addr,
+        settings.port,
+        settings.max_body_bytes,
+    );
     let server = ServerBuilder::new(
         api,
         ServiceContext {

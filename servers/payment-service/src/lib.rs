@@ -21,7 +21,7 @@ pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
 
 use anyhow::{Context, anyhow};
 use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle};
-use dropshot::{ConfigDropshot, HandlerTaskMode, HttpServer, ServerBuilder};
+use dropshot::{HttpServer, ServerBuilder};
 use outbox::Outbox;
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
@@ -118,13 +118,11 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
 
     let api = payment_api::payment_api_mod::api_description::<entrypoints::PaymentApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
-    let config = ConfigDropshot {
-        bind_address: SocketAddr::new(settings.listen_addr, settings.port),
-        default_request_body_max_bytes: settings.max_body_bytes,
-        default_handler_task_mode: HandlerTaskMode::Detached,
-        log_headers: vec!["x-request-id".to_string()],
-        ..Default::default()
-    };
+    let config = service_support::server::config(
+        settings.listen_addr,
+        settings.port,
+        settings.max_body_bytes,
+    );
     let context = ServiceContext {
         store: PaymentStore::new(db.clone()),
         orders,

@@ -7,4 +7,5 @@ pub mod docs;
 pub mod logging;
 pub mod metrics;
 pub mod operations;
+pub mod server;
 pub mod shutdown;
