@@ -48,9 +48,10 @@ async fn an_outcome_reaches_order_service_after_it_comes_back() {
         attempts >= 2,
         "retried while order-service was down ({attempts} attempts)"
     );
-    // Retries wait at most the cap (500 ms in tests) plus one poll (200 ms).
+    // Retries wait at most the cap (500 ms in tests) plus one poll (200 ms);
+    // the rest is margin for a loaded machine.
     assert!(
-        recovery < Duration::from_secs(2),
+        recovery < Duration::from_secs(3),
         "paid {recovery:?} after order-service came back"
     );
     eprintln!(
