@@ -140,17 +140,21 @@ impl Cluster {
         command
             .args(["-D", "data", "-p", &PORT.to_string(), "-k"])
             .arg(&self.dir)
-            .args([
-                "-c",
-                "listen_addresses=",
+            .args(["-c", "listen_addresses=", "-c", "max_connections=400"])
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if !self.keep {
+            // Throwaway data need not survive a machine crash; skipping the
+            // flushes makes the tests faster. Kept data stays durable.
+            command.args([
                 "-c",
                 "fsync=off",
                 "-c",
                 "synchronous_commit=off",
-            ])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
-            .stdout(log.try_clone()?)
-            .stderr(log);
+                "-c",
+                "full_page_writes=off",
+            ]);
+        }
         // SAFETY: prctl is async-signal-safe and touches no memory of the
         // parent. It runs after the uid change (which would clear it).
         unsafe {
