@@ -19,7 +19,13 @@ async fn health_and_readiness_answer_and_stay_out_of_the_contract() {
         (status, body["data"]["checks"]["database"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    let (status, body) = send(&test, Method::GET, "/docs/no-such-asset.js", &[], None).await;
+    assert_eq!(
+        (status, body["data"]["error_code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
+        "{body}"
+    );
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         assert_eq!(
             Conformance::shared().operation_id("GET", path),
             None,

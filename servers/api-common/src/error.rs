@@ -28,7 +28,7 @@ pub struct ErrorData {
     /// `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`,
     /// `ORDER_NOT_PENDING`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`,
     /// `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`,
-    /// `INVALID_REQUEST`. New codes may be added; treat unknown ones by their HTTP status.
+    /// `INVALID_REQUEST`, `NOT_FOUND`. New codes may be added; treat unknown ones by their HTTP status.
     pub error_code: String,
     /// What happened and what to change, for a person to read. Not stable: do not parse it.
     pub message: String,
@@ -58,6 +58,7 @@ pub enum ErrorCode {
     ServiceUnavailable,
     InternalError,
     InvalidRequest,
+    NotFound,
 }
 
 impl ErrorCode {
@@ -82,6 +83,7 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::NotFound => "NOT_FOUND",
         }
     }
 }

@@ -53,7 +53,7 @@ impl Docs {
             Ok(Some(file)) => respond(&file.content_type, file.bytes.to_vec()),
             Ok(None) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                ErrorCode::InvalidRequest,
+                ErrorCode::NotFound,
                 format!("no documentation asset {tail}"),
             )),
             Err(e) => Err(ApiError::new(
