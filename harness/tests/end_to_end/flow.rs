@@ -168,22 +168,15 @@ async fn paying_an_order_that_is_not_pending_is_a_409() {
     system
         .orders
         .client
-        .update_order(
-            &order.id,
-            &order_client::types::OrderRequest {
-                item_name: "x".parse().unwrap(),
-                quantity: std::num::NonZeroU64::new(1).unwrap(),
-                price: std::num::NonZeroU64::new(500).unwrap(),
-            },
-        )
+        .update_order(&order.id, &crate::order_request("x", 1, 500))
         .await
         .unwrap();
-    let callback = order_client::types::PaymentCallback {
-        order_id: order.id,
-        payment_id: uuid::Uuid::new_v4(),
-        payment_status: order_client::types::PaymentOutcome::Failed,
-        amount: std::num::NonZeroU64::new(500).unwrap(),
-    };
+    let callback = crate::callback(
+        order.id,
+        uuid::Uuid::new_v4(),
+        order_client::types::PaymentOutcome::Failed,
+        500,
+    );
     system
         .orders
         .client
@@ -331,12 +324,12 @@ async fn the_same_callback_delivered_again_changes_the_order_once() {
         .unwrap()
         .into_inner()
         .data;
-    let callback = order_client::types::PaymentCallback {
-        order_id: order.id,
-        payment_id: payment.id,
-        payment_status: order_client::types::PaymentOutcome::Success,
-        amount: std::num::NonZeroU64::new(900).unwrap(),
-    };
+    let callback = crate::callback(
+        order.id,
+        payment.id,
+        order_client::types::PaymentOutcome::Success,
+        900,
+    );
     let webhook_id = format!("msg_{}", payment.id.simple());
 
     for _ in 0..5 {

@@ -35,14 +35,9 @@ impl System {
 
     /// A new pending order for `quantity × price`.
     pub async fn order(&self, quantity: u64, price: u64) -> Order {
-        let request = order_client::types::OrderRequest {
-            item_name: "Espresso machine".parse().unwrap(),
-            quantity: NonZeroU64::new(quantity).unwrap(),
-            price: NonZeroU64::new(price).unwrap(),
-        };
         self.orders
             .client
-            .create_order(&request)
+            .create_order(&order_request("Espresso machine", quantity, price))
             .await
             .unwrap()
             .into_inner()
@@ -104,5 +99,32 @@ pub fn payment_request(order_id: Uuid, amount: i64) -> PaymentRequest {
         order_id,
         amount: NonZeroU64::new(amount as u64).unwrap(),
         provider: "stripe".parse().unwrap(),
+    }
+}
+
+pub fn order_request(
+    item_name: &str,
+    quantity: u64,
+    price: u64,
+) -> order_client::types::OrderRequest {
+    order_client::types::OrderRequest {
+        item_name: item_name.parse().unwrap(),
+        quantity: NonZeroU64::new(quantity).unwrap(),
+        price: NonZeroU64::new(price).unwrap(),
+    }
+}
+
+/// A payment outcome report, as payment-service sends it.
+pub fn callback(
+    order_id: Uuid,
+    payment_id: Uuid,
+    outcome: order_client::types::PaymentOutcome,
+    amount: u64,
+) -> order_client::types::PaymentCallback {
+    order_client::types::PaymentCallback {
+        order_id,
+        payment_id,
+        payment_status: outcome,
+        amount: NonZeroU64::new(amount).unwrap(),
     }
 }

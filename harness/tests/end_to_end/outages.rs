@@ -187,11 +187,7 @@ impl SystemOn<'_> {
     /// Pays a new order; returns how long after the PUT the order was paid,
     /// which must be far less than the one-minute poll.
     async fn paid_within_a_poll(&self) -> Duration {
-        let request = order_client::types::OrderRequest {
-            item_name: "Grinder".parse().unwrap(),
-            quantity: std::num::NonZeroU64::new(1).unwrap(),
-            price: std::num::NonZeroU64::new(800).unwrap(),
-        };
+        let request = crate::order_request("Grinder", 1, 800);
         let order = self
             .orders
             .client
