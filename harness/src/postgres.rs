@@ -34,6 +34,8 @@ pub struct Cluster {
     postmaster: Mutex<Option<Postmaster>>,
     /// Whether the directory outlives the cluster (see [`Cluster::open`]).
     keep: bool,
+    /// Whether commits are flushed to disk, as in production.
+    durable: bool,
 }
 
 struct Postmaster {
@@ -53,7 +55,17 @@ impl Cluster {
     /// A new cluster of its own, for tests that stop or restart it. Its
     /// directory is deleted when it is dropped.
     pub fn start() -> anyhow::Result<Cluster> {
-        let cluster = Cluster::prepare(new_cluster_dir()?, false)?;
+        Cluster::throwaway(false)
+    }
+
+    /// A throwaway cluster that flushes every commit to disk as production
+    /// does, for measurements whose figures must mean what they would there.
+    pub fn start_durable() -> anyhow::Result<Cluster> {
+        Cluster::throwaway(true)
+    }
+
+    fn throwaway(durable: bool) -> anyhow::Result<Cluster> {
+        let cluster = Cluster::prepare(new_cluster_dir()?, false, durable)?;
         cluster.initdb()?;
         cluster.resume()?;
         Ok(cluster)
@@ -63,7 +75,7 @@ impl Cluster {
     /// its data outlives this process (the launcher's).
     pub fn open(dir: &Path) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let cluster = Cluster::prepare(dir.canonicalize()?, true)?;
+        let cluster = Cluster::prepare(dir.canonicalize()?, true, true)?;
         if !cluster.dir.join("data/PG_VERSION").exists() {
             cluster.initdb()?;
         }
@@ -80,7 +92,7 @@ impl Cluster {
         Ok(found.is_some())
     }
 
-    fn prepare(dir: PathBuf, keep: bool) -> anyhow::Result<Cluster> {
+    fn prepare(dir: PathBuf, keep: bool, durable: bool) -> anyhow::Result<Cluster> {
         let bindir = find_bindir()?;
         let owner = unprivileged_owner()?;
         if let Some((uid, gid)) = owner {
@@ -93,6 +105,7 @@ impl Cluster {
             owner,
             postmaster: Mutex::new(None),
             keep,
+            durable,
         })
     }
 
@@ -116,6 +129,16 @@ impl Cluster {
             bail!("initdb failed: {}", String::from_utf8_lossy(&output.stderr));
         }
         Ok(())
+    }
+
+    /// The directory holding the cluster's Unix socket: libpq's `-h`.
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of one of the server's client programs, such as `pgbench`.
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
     }
 
     /// A tokio-postgres connection string for database `name`.
@@ -143,8 +166,8 @@ impl Cluster {
             .args(["-c", "listen_addresses=", "-c", "max_connections=400"])
             .stdout(log.try_clone()?)
             .stderr(log);
-        if !self.keep {
-            // Throwaway data need not survive a machine crash; skipping the
+        if !self.durable {
+            // Test data need not survive a machine crash; skipping the
             // flushes makes the tests faster. Kept data stays durable.
             command.args([
                 "-c",

@@ -91,14 +91,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
             }
         };
 
+    let (order_log, _order_log_writer) = service_support::logging::logger("order-service", "info")?;
+    let (payment_log, _payment_log_writer) =
+        service_support::logging::logger("payment-service", "info")?;
     let mut orders = harness::order_service::settings_for_database(order_db, &secret);
     orders.port = options.order_port;
-    let order_service = order_service::start(
-        &orders,
-        service_support::logging::logger("order-service", "info")?,
-    )
-    .await
-    .context("order-service did not start (is the port in use? --order-port picks another)")?;
+    let order_service = order_service::start(&orders, order_log)
+        .await
+        .context("order-service did not start (is the port in use? --order-port picks another)")?;
     let order_url = format!("http://{}", order_service.local_addr());
 
     let mut payments = payment_service::Settings::from_environment()?;
@@ -106,12 +106,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     payments.port = options.payment_port;
     payments.order_service.url = order_url.clone();
     payments.order_service.callback_secret = Some(secret.clone());
-    let payment_service = match payment_service::start(
-        &payments,
-        service_support::logging::logger("payment-service", "info")?,
-    )
-    .await
-    {
+    let payment_service = match payment_service::start(&payments, payment_log).await {
         Ok(service) => service,
         Err(error) => {
             let _ = order_service.close().await;

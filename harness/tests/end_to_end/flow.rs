@@ -367,3 +367,42 @@ async fn the_same_callback_delivered_again_changes_the_order_once() {
     );
     system.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_payment_body_with_a_nul_character_or_trailing_data_is_a_400_and_pays_nothing() {
+    let system = System::start().await;
+    let order = system.order(1, 500).await;
+    let id = order.id;
+    for (body, expected) in [
+        (
+            format!(r#"{{"order_id":"{id}","amount":500,"provider":"str\u0000ipe"}}"#),
+            "provider: must not contain the NUL character",
+        ),
+        (
+            format!(r#"{{"order_id":"{id}","amount":500,"provider":"stripe"}}}}"#),
+            "trailing characters",
+        ),
+        (
+            format!(r#"{{"order_id":"{id}","amount":500,"provider":"stripe"}} xyz"#),
+            "trailing characters",
+        ),
+    ] {
+        let response = system
+            .payments
+            .http
+            .post(system.payments.url("/payments"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let reply: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(reply["data"]["error_code"], "INVALID_BODY", "{body}");
+        let message = reply["data"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert_eq!(system.payments.payment_count().await, 0);
+    assert_eq!(system.order_status(id).await, OrderStatus::Pending);
+    system.cleanup().await;
+}

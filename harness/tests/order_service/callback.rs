@@ -478,8 +478,14 @@ async fn a_signed_body_that_breaks_the_schema_is_a_400() {
         serde_json::json!({"order_id": order.id, "payment_status": "success", "amount": 1}),
         serde_json::json!({"order_id": "nope", "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 1}),
     ];
+    let valid = serde_json::json!({"order_id": order.id, "payment_id": Uuid::new_v4(), "payment_status": "success", "amount": 15_000});
+    let bodies = bodies
+        .iter()
+        .map(|body| body.to_string())
+        // Signed as sent, with something after the JSON value.
+        .chain([format!("{valid}}}"), format!("{valid} xyz")]);
     for body in bodies {
-        let (status, reply) = Attempt::signed(&secret, "msg_1", now(), &body.to_string())
+        let (status, reply) = Attempt::signed(&secret, "msg_1", now(), &body)
             .post(&test)
             .await;
         assert_error(status, &reply, StatusCode::BAD_REQUEST, "INVALID_BODY");

@@ -45,6 +45,22 @@ const INVALID_ORDERS: &[(&str, &str)] = &[
         "EOF while parsing",
     ),
     ("[]", "expected struct OrderRequest"),
+    (
+        r#"{"item_name":"Pen","quantity":1,"price":100}}"#,
+        "trailing characters",
+    ),
+    (
+        r#"{"item_name":"Pen","quantity":1,"price":100} xyz"#,
+        "trailing characters",
+    ),
+    (
+        r#"{"item_name":"Pen","quantity":1,"price":100}{"item_name":"Pen","quantity":1,"price":100}"#,
+        "trailing characters",
+    ),
+    (
+        r#"{"item_name":"a\u0000b","quantity":1,"price":100}"#,
+        "item_name: must not contain the NUL character",
+    ),
 ];
 
 #[tokio::test]

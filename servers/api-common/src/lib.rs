@@ -8,11 +8,13 @@
 mod envelope;
 mod error;
 mod health;
+mod json_body;
 mod scalar;
 mod signed_body;
 
 pub use envelope::{Envelope, Page};
 pub use error::{ApiError, ErrorCode, ErrorData};
 pub use health::{DocsPath, Health};
+pub use json_body::JsonBody;
 pub use scalar::{NonBlankText, PositiveInt};
 pub use signed_body::SignedBody;

@@ -67,8 +67,9 @@ impl JsonSchema for PositiveInt {
     }
 }
 
-/// Text that is not blank (it has a non-whitespace character) and holds at
-/// most `MAX` characters.
+/// Text that is not blank (it has a non-whitespace character), holds at
+/// most `MAX` characters, and no NUL character (U+0000), which PostgreSQL
+/// text cannot store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct NonBlankText<const MAX: usize>(String);
@@ -84,7 +85,9 @@ impl<const MAX: usize> TryFrom<String> for NonBlankText<MAX> {
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let chars = value.chars().count();
-        if value.trim().is_empty() {
+        if value.contains('\0') {
+            Err("must not contain the NUL character (\\u0000), which cannot be stored".to_string())
+        } else if value.trim().is_empty() {
             Err("must not be blank".to_string())
         } else if chars > MAX {
             Err(format!("must be at most {MAX} characters, got {chars}"))
@@ -115,7 +118,8 @@ impl<const MAX: usize> JsonSchema for NonBlankText<MAX> {
             string: Some(Box::new(StringValidation {
                 min_length: Some(1),
                 max_length: Some(MAX as u32),
-                pattern: Some(r"\S".to_string()),
+                // A non-whitespace character, and no NUL anywhere.
+                pattern: Some(r"^[^\u0000]*[^\s\u0000][^\u0000]*$".to_string()),
             })),
             ..Default::default()
         }
@@ -135,6 +139,14 @@ mod tests {
         assert!(error.contains("must be at least 1, got 0"), "{error}");
         assert!(serde_json::from_str::<PositiveInt>("-5").is_err());
         assert_eq!(serde_json::from_str::<PositiveInt>("7").unwrap().get(), 7);
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_refused_saying_so() {
+        let error = serde_json::from_str::<NonBlankText<9>>(r#""a\u0000b""#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("NUL character"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A request body signed per Standard Webhooks, kept as the exact bytes
 //! received so the signature can be checked before anything is parsed.
 
+use crate::json_body::{check_json_content_type, parse_json};
 use crate::{ApiError, ErrorCode};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,15 +39,11 @@ impl<T: DeserializeOwned> SignedBody<T> {
         &self.body
     }
 
-    /// Parses the body, with the same error a `TypedBody` would give.
+    /// Parses the body as [`JsonBody`](crate::JsonBody) does: one JSON
+    /// value and nothing after it.
     pub fn parse(&self) -> Result<T, ApiError> {
-        let deserializer = &mut serde_json::Deserializer::from_slice(&self.body);
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidBody,
-                format!("unable to parse JSON body: {e}"),
-            )
+        parse_json(&self.body).map_err(|message| {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, message)
         })
     }
 }
@@ -100,31 +97,5 @@ where
             .parameters
             .extend(<Header<WebhookHeaders> as SharedExtractor>::metadata(content_type).parameters);
         metadata
-    }
-}
-
-/// The same content-type rule `TypedBody` applies: JSON, or no header at all.
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let value = value
-        .to_str()
-        .map_err(|e| HttpError::for_bad_request(None, format!("invalid content type: {e}")))?;
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let is_json =
-        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(HttpError::for_bad_request(
-            None,
-            format!("expected content type \"application/json\", got \"{mime}\""),
-        ))
     }
 }

@@ -9,10 +9,10 @@
 //! generated clients: renaming one is a breaking change.
 
 use api_common::{
-    ApiError, DocsPath, Envelope, Health, NonBlankText, Page, PositiveInt, SignedBody,
+    ApiError, DocsPath, Envelope, Health, JsonBody, NonBlankText, Page, PositiveInt, SignedBody,
 };
 use chrono::{DateTime, Utc};
-use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
+use dropshot::{HttpResponseOk, Path, Query, RequestContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -38,7 +38,7 @@ pub trait OrderApi {
     #[endpoint { method = POST, path = "/orders", tags = ["orders"] }]
     async fn create_order(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<OrderRequest>,
+        body: JsonBody<OrderRequest>,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
 
     /// List orders
@@ -68,7 +68,7 @@ pub trait OrderApi {
     async fn update_order(
         rqctx: RequestContext<Self::Context>,
         path: Path<OrderPath>,
-        body: TypedBody<OrderRequest>,
+        body: JsonBody<OrderRequest>,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
 
     /// Delete a pending order
@@ -139,7 +139,7 @@ pub const ITEM_NAME_MAX_CHARS: usize = 200;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
-    /// What is ordered: 1 to 200 characters, not only whitespace.
+    /// What is ordered: 1 to 200 characters, not only whitespace, without the NUL character (U+0000).
     pub item_name: NonBlankText<ITEM_NAME_MAX_CHARS>,
     /// How many items, at least 1.
     pub quantity: PositiveInt,

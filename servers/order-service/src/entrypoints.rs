@@ -3,8 +3,8 @@
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
-use api_common::{ApiError, DocsPath, Envelope, Health, Page, SignedBody};
-use dropshot::{HttpResponseOk, Path, Query, RequestContext, TypedBody};
+use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody, Page, SignedBody};
+use dropshot::{HttpResponseOk, Path, Query, RequestContext};
 use order_api::{ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentCallback};
 use service_support::operations;
 
@@ -18,7 +18,7 @@ impl OrderApi for OrderApiImpl {
 
     async fn create_order(
         rqctx: RequestContext<ServiceContext>,
-        body: TypedBody<OrderRequest>,
+        body: JsonBody<OrderRequest>,
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             orders::create(&rqctx.context().store, &body.into_inner())
@@ -62,7 +62,7 @@ impl OrderApi for OrderApiImpl {
     async fn update_order(
         rqctx: RequestContext<ServiceContext>,
         path: Path<OrderPath>,
-        body: TypedBody<OrderRequest>,
+        body: JsonBody<OrderRequest>,
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let id = path.into_inner().order_id;

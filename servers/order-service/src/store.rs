@@ -6,10 +6,52 @@ use crate::page_token::Cursor;
 use order_api::{Order, OrderRequest, OrderStatus};
 use service_support::database::{Database, DbError};
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-const COLUMNS: &str =
-    "id, item_name, quantity, price, total_amount, status, payment_id, created_at, updated_at";
+/// The columns an [`Order`] is read from, for `concat!` in the statements
+/// below: each statement is one constant string, prepared once per connection.
+macro_rules! columns {
+    () => {
+        "id, item_name, quantity, price, total_amount, status, payment_id, created_at, updated_at"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO orders (item_name, quantity, price, total_amount) \
+     VALUES ($1, $2, $3, $4) RETURNING ",
+    columns!()
+);
+
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM orders \
+     WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)) \
+       AND ($3::text IS NULL OR status = $3) \
+     ORDER BY created_at, id LIMIT $4"
+);
+
+const GET: &str = concat!("SELECT ", columns!(), " FROM orders WHERE id = $1");
+
+const UPDATE_PENDING: &str = concat!(
+    "UPDATE orders SET item_name = $2, quantity = $3, price = $4, total_amount = $5, \
+     updated_at = clock_timestamp() \
+     WHERE id = $1 AND status = 'pending' RETURNING ",
+    columns!()
+);
+
+const DELETE_PENDING: &str = concat!(
+    "DELETE FROM orders WHERE id = $1 AND status = 'pending' RETURNING ",
+    columns!()
+);
+
+const SETTLE_PENDING: &str = concat!(
+    "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
+     WHERE id = $1 AND status = 'pending' AND ($2 <> 'paid' OR total_amount = $4) \
+     RETURNING ",
+    columns!()
+);
 
 #[derive(Clone)]
 pub struct OrderStore {
@@ -26,27 +68,15 @@ impl OrderStore {
         request: &OrderRequest,
         total_amount: i64,
     ) -> Result<Order, DbError> {
-        let sql = format!(
-            "INSERT INTO orders (item_name, quantity, price, total_amount) \
-             VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
-        );
-        self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                let row = client
-                    .query_one(
-                        &sql,
-                        &[
-                            &request.item_name.as_str(),
-                            &request.quantity.get(),
-                            &request.price.get(),
-                            &total_amount,
-                        ],
-                    )
-                    .await?;
-                order_from_row(&row)
-            })
-            .await
+        let params: [&(dyn ToSql + Sync); 4] = [
+            &request.item_name.as_str(),
+            &request.quantity.get(),
+            &request.price.get(),
+            &total_amount,
+        ];
+        self.query_opt(INSERT, &params)
+            .await?
+            .ok_or_else(|| DbError::UnexpectedValue("INSERT … RETURNING returned no row".into()))
     }
 
     /// Up to `limit` orders after `after` in (created_at, id) order.
@@ -56,29 +86,20 @@ impl OrderStore {
         status: Option<OrderStatus>,
         limit: i64,
     ) -> Result<Vec<Order>, DbError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM orders \
-             WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)) \
-               AND ($3::text IS NULL OR status = $3) \
-             ORDER BY created_at, id LIMIT $4"
-        );
         let after_time = after.map(|c| c.created_at);
         let after_id = after.map(|c| c.id);
         let status = status.map(OrderStatus::as_str);
         self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                let rows = client
-                    .query(&sql, &[&after_time, &after_id, &status, &limit])
-                    .await?;
-                rows.iter().map(order_from_row).collect()
-            })
+            .query(
+                LIST,
+                &[&after_time, &after_id, &status, &limit],
+                order_from_row,
+            )
             .await
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
-        self.query_opt(&sql, &[&id]).await
+        self.query_opt(GET, &[&id]).await
     }
 
     /// Replaces a pending order's fields; `None` if no pending order has this id.
@@ -88,13 +109,8 @@ impl OrderStore {
         request: &OrderRequest,
         total_amount: i64,
     ) -> Result<Option<Order>, DbError> {
-        let sql = format!(
-            "UPDATE orders SET item_name = $2, quantity = $3, price = $4, total_amount = $5, \
-             updated_at = clock_timestamp() \
-             WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
-        );
         self.query_opt(
-            &sql,
+            UPDATE_PENDING,
             &[
                 &id,
                 &request.item_name.as_str(),
@@ -108,9 +124,7 @@ impl OrderStore {
 
     /// Deletes a pending order; `None` if no pending order has this id.
     pub async fn delete_pending(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        let sql =
-            format!("DELETE FROM orders WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}");
-        self.query_opt(&sql, &[&id]).await
+        self.query_opt(DELETE_PENDING, &[&id]).await
     }
 
     /// Settles a pending order as `outcome` by `payment_id`. A `paid`
@@ -123,19 +137,17 @@ impl OrderStore {
         payment_id: Uuid,
         amount: i64,
     ) -> Result<Option<Order>, DbError> {
-        let sql = format!(
-            "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
-             WHERE id = $1 AND status = 'pending' AND ($2 <> 'paid' OR total_amount = $4) \
-             RETURNING {COLUMNS}"
-        );
-        self.query_opt(&sql, &[&id, &outcome.as_str(), &payment_id, &amount])
-            .await
+        self.query_opt(
+            SETTLE_PENDING,
+            &[&id, &outcome.as_str(), &payment_id, &amount],
+        )
+        .await
     }
 
     async fn query_opt(
         &self,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Order>, DbError> {
         self.db.query_opt(sql, params, order_from_row).await
     }

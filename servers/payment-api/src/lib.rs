@@ -7,9 +7,9 @@
 //! `openapi.yaml`. Function names are operationIds, and so method names in the
 //! generated clients: renaming one is a breaking change.
 
-use api_common::{ApiError, DocsPath, Envelope, Health, NonBlankText, PositiveInt};
+use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody, NonBlankText, PositiveInt};
 use chrono::{DateTime, Utc};
-use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
+use dropshot::{HttpResponseOk, Path, RequestContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -39,7 +39,7 @@ pub trait PaymentApi {
     #[endpoint { method = POST, path = "/payments", tags = ["payments"] }]
     async fn create_payment(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<PaymentRequest>,
+        body: JsonBody<PaymentRequest>,
     ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
 
     /// Fetch a payment
@@ -167,7 +167,7 @@ pub struct PaymentRequest {
     pub order_id: Uuid,
     /// The amount in minor currency units; must equal the order's `total_amount`.
     pub amount: PositiveInt,
-    /// Who processes the payment, for example `stripe` or `bank_transfer`: 1 to 100 characters, not only whitespace.
+    /// Who processes the payment, for example `stripe` or `bank_transfer`: 1 to 100 characters, not only whitespace, without the NUL character (U+0000).
     pub provider: NonBlankText<PROVIDER_MAX_CHARS>,
 }
 

@@ -1,14 +1,22 @@
 //! Delivers recorded outcomes to order-service, at least once.
 //!
-//! The dispatcher wakes as soon as an outcome is committed (PostgreSQL
-//! LISTEN/NOTIFY) and also polls, because a notification is only a hint: it
-//! is lost while the listening connection is down. Failed deliveries are
+//! The dispatcher wakes as soon as an outcome is committed: the instance
+//! that recorded it wakes its own dispatcher directly, and every instance
+//! hears of it through PostgreSQL LISTEN/NOTIFY. It also polls, because a
+//! notification is only a hint: it is lost while the listening connection
+//! is down.
+//!
+//! The NOTIFY is sent after the settlement's commit, not inside it:
+//! PostgreSQL serialises the commits of notifying transactions under one
+//! lock held across the commit's flush to disk, so notifying inside would
+//! allow one settlement per disk flush (measured: pgbench settled 461/s with
+//! the NOTIFY inside, against thousands without). Sent on its own, a
+//! NOTIFY writes nothing to disk; a burst of outcomes shares one. Failed deliveries are
 //! retried with full-jitter exponential backoff until the retry window ends;
 //! a refusal by order-service (a 4xx other than 408 and 429) is final.
 
 use crate::config::DeliverySettings;
-use crate::outbox::{Attempt, Claimed, Outbox};
-use crate::store::WAKE_CHANNEL;
+use crate::outbox::{Attempt, Claimed, Outbox, WAKE_CHANNEL};
 use order_client::types::{PaymentCallback, PaymentOutcome};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -19,11 +27,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_postgres::AsyncMessage;
 
-/// How many records one instance claims at a time.
-const BATCH: i64 = 16;
+/// How many records one claim takes at most.
+const BATCH: usize = 32;
+/// How many deliveries one instance has under way at most.
+const IN_FLIGHT: usize = 128;
 
 pub struct Dispatcher {
     pub outbox: Outbox,
@@ -88,9 +98,31 @@ impl DeliveryMetrics {
 pub struct DispatcherHandle {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    wakeup: Wakeup,
+}
+
+/// Tells dispatchers that an outcome has been committed.
+#[derive(Clone)]
+pub struct Wakeup {
+    /// This instance's dispatcher.
+    local: Arc<Notify>,
+    /// The announcer, which NOTIFYs every instance's.
+    everyone: Arc<Notify>,
+}
+
+impl Wakeup {
+    /// Call after the commit that recorded an outcome.
+    pub fn outcome_recorded(&self) {
+        self.local.notify_one();
+        self.everyone.notify_one();
+    }
 }
 
 impl DispatcherHandle {
+    pub fn wakeup(&self) -> Wakeup {
+        self.wakeup.clone()
+    }
+
     /// Stops claiming, lets deliveries in flight finish, and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -103,52 +135,82 @@ impl DispatcherHandle {
 impl Dispatcher {
     pub fn spawn(self, listen_config: tokio_postgres::Config) -> DispatcherHandle {
         let (stop, stopped) = watch::channel(false);
-        let wake = Arc::new(Notify::new());
+        let wakeup = Wakeup {
+            local: Arc::new(Notify::new()),
+            everyone: Arc::new(Notify::new()),
+        };
         let listener = tokio::spawn(listen(
             listen_config,
-            wake.clone(),
+            wakeup.local.clone(),
             self.log.clone(),
             stopped.clone(),
         ));
-        let dispatcher = tokio::spawn(self.run(wake, stopped));
+        let announcer = tokio::spawn(announce(
+            self.outbox.clone(),
+            wakeup.everyone.clone(),
+            self.log.clone(),
+            stopped.clone(),
+        ));
+        let dispatcher = tokio::spawn(Arc::new(self).run(wakeup.local.clone(), stopped));
         DispatcherHandle {
             stop,
-            tasks: vec![dispatcher, listener],
+            tasks: vec![dispatcher, listener, announcer],
+            wakeup,
         }
     }
 
-    async fn run(self, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    /// Keeps up to [`IN_FLIGHT`] deliveries going: claims due records
+    /// whenever there is room, and otherwise waits for a delivery to end,
+    /// a wake-up, the poll, or the stop. Under load a slow delivery does not
+    /// hold back the records claimed after it. Each delivery is a task of
+    /// its own, so it progresses (and gives back its database connection)
+    /// while this loop waits on a claim.
+    async fn run(self: Arc<Self>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
         self.running.store(true, Ordering::SeqCst);
         let _stopped = RunningFlag(self.running.clone());
         let lease = Duration::from_millis(self.settings.lease_ms);
-        let poll = Duration::from_millis(self.settings.poll_ms);
+        // An interval rather than a fresh sleep per wait, so deliveries
+        // ending one after another cannot keep postponing the poll.
+        let mut poll = tokio::time::interval(Duration::from_millis(self.settings.poll_ms));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deliveries = JoinSet::new();
+        // Whether the last claim found everything due: then only news
+        // (a wake-up, the poll) makes claiming again worthwhile.
+        let mut caught_up = false;
         loop {
-            // Deliver everything due, then wait for news.
-            loop {
-                if *stopped.borrow() {
-                    return;
-                }
-                match self.outbox.claim(&self.instance, lease, BATCH).await {
-                    Ok(batch) if batch.is_empty() => break,
+            if *stopped.borrow() {
+                // Deliveries under way finish; nothing new is claimed.
+                while deliveries.join_next().await.is_some() {}
+                return;
+            }
+            let room = IN_FLIGHT - deliveries.len();
+            if room > 0 && !caught_up {
+                let asked = room.min(BATCH);
+                match self.outbox.claim(&self.instance, lease, asked as i64).await {
                     Ok(batch) => {
-                        let deliveries = batch.iter().map(|claimed| self.deliver(claimed));
-                        futures::future::join_all(deliveries).await;
+                        caught_up = batch.len() < asked;
+                        for claimed in batch {
+                            let dispatcher = self.clone();
+                            deliveries.spawn(async move { dispatcher.deliver(claimed).await });
+                        }
                     }
                     Err(error) => {
                         slog::warn!(self.log, "cannot claim outcomes to deliver"; "error" => %error);
-                        break;
+                        caught_up = true;
                     }
                 }
+                continue;
             }
             tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = stopped.changed() => return,
+                Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
+                _ = wake.notified() => caught_up = false,
+                _ = poll.tick() => caught_up = false,
+                _ = stopped.changed() => {}
             }
         }
     }
 
-    async fn deliver(&self, claimed: &Claimed) {
+    async fn deliver(&self, claimed: Claimed) {
         let body = PaymentCallback {
             order_id: claimed.order_id,
             payment_id: claimed.payment_id,
@@ -188,7 +250,7 @@ impl Dispatcher {
             "webhook_id" => claimed.webhook_id.clone(),
             "attempt" => claimed.attempts,
         ));
-        match self.outbox.record(claimed, &attempt).await {
+        match self.outbox.record(&claimed, &attempt).await {
             Ok(state) => match (&attempt, state) {
                 (Attempt::Delivered, _) => {
                     self.metrics.delivered.inc();
@@ -231,6 +293,26 @@ struct RunningFlag(Arc<AtomicBool>);
 impl Drop for RunningFlag {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// NOTIFYs every instance's dispatcher after outcomes are recorded, one
+/// NOTIFY at a time: outcomes recorded while one is being sent share the next.
+async fn announce(
+    outbox: Outbox,
+    recorded: Arc<Notify>,
+    log: slog::Logger,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = recorded.notified() => {}
+            _ = stopped.changed() => return,
+        }
+        if let Err(error) = outbox.announce().await {
+            // The other instances find the outcome when they next poll.
+            slog::warn!(log, "cannot notify the other instances"; "error" => %error);
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 
 use crate::ServiceContext;
 use crate::payments::{self, PaymentError};
-use api_common::{ApiError, DocsPath, Envelope, Health};
-use dropshot::{HttpResponseOk, Path, RequestContext, TypedBody};
+use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody};
+use dropshot::{HttpResponseOk, Path, RequestContext};
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
 use service_support::operations;
 use std::sync::atomic::Ordering;
@@ -19,7 +19,7 @@ impl PaymentApi for PaymentApiImpl {
 
     async fn create_payment(
         rqctx: RequestContext<ServiceContext>,
-        body: TypedBody<PaymentRequest>,
+        body: JsonBody<PaymentRequest>,
     ) -> Reply<Envelope<Payment>> {
         observed(&rqctx, async {
             let context = rqctx.context();
@@ -49,14 +49,16 @@ impl PaymentApi for PaymentApiImpl {
             let route = path.into_inner();
             let context = rqctx.context();
             let window = context.retry_window;
-            payments::settle(
+            let payment = payments::settle(
                 &context.store,
                 route.payment_id,
                 route.outcome,
                 window,
                 &rqctx.request_id,
             )
-            .await
+            .await?;
+            context.wakeup.outcome_recorded();
+            Ok(payment)
         })
         .await
     }

@@ -20,7 +20,7 @@ mod store;
 pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
 
 use anyhow::{Context, anyhow};
-use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle};
+use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle, Wakeup};
 use dropshot::{HttpServer, ServerBuilder};
 use outbox::Outbox;
 use service_support::database::{self, Database, DatabaseSettings};
@@ -46,6 +46,7 @@ pub struct ServiceContext {
     retry_window: Duration,
     db: Database,
     outbox: Outbox,
+    wakeup: Wakeup,
     metrics: Metrics,
     delivery_metrics: DeliveryMetrics,
     dispatcher_running: Arc<AtomicBool>,
@@ -128,6 +129,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         orders,
         retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
         outbox: Outbox::new(db.clone()),
+        wakeup: dispatcher.wakeup(),
         db,
         metrics,
         delivery_metrics,

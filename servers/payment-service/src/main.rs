@@ -5,13 +5,15 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::parse();
-    let log = match service_support::logging::logger("payment-service", &settings.log_level) {
-        Ok(log) => log,
-        Err(error) => {
-            eprintln!("payment-service: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // `_log_writer` lives to the end of main: dropping it writes out the queued lines.
+    let (log, _log_writer) =
+        match service_support::logging::logger("payment-service", &settings.log_level) {
+            Ok(logger) => logger,
+            Err(error) => {
+                eprintln!("payment-service: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
     if let Some(command) = &settings.command {
         return match payment_service::run_command(&settings, command, &log).await {
             Ok(output) => {

@@ -1,11 +1,13 @@
 //! The outbox of outcomes for order-service: claiming due records under a
 //! lease, and recording what each delivery attempt came to.
 
-use crate::store::WAKE_CHANNEL;
 use chrono::{DateTime, Utc};
 use service_support::database::{Database, DbError};
 use std::time::Duration;
 use uuid::Uuid;
+
+/// The channel that wakes dispatchers when an outcome is recorded.
+pub const WAKE_CHANNEL: &str = "order_notifications";
 
 /// An outcome claimed for delivery by this instance.
 #[derive(Debug, Clone)]
@@ -48,7 +50,9 @@ impl Outbox {
     /// Claims up to `limit` due records for `instance` until the lease ends.
     /// `SKIP LOCKED` lets instances claim side by side without waiting for
     /// or taking each other's records; the lease hands a record to another
-    /// instance only if its claimant did not finish in time.
+    /// instance only if its claimant did not finish in time. The due test
+    /// compares with `now()`, a constant for the statement, so the partial
+    /// index on `next_attempt_at` bounds the scan.
     pub async fn claim(
         &self,
         instance: &str,
@@ -57,36 +61,30 @@ impl Outbox {
     ) -> Result<Vec<Claimed>, DbError> {
         let lease_ms = lease.as_millis() as f64;
         self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                let rows = client
-                    .query(
-                        "UPDATE order_notifications SET locked_by = $1, \
-                         locked_until = clock_timestamp() + $2 * interval '1 millisecond', \
-                         attempts = attempts + 1 \
-                         WHERE payment_id IN (SELECT payment_id FROM order_notifications \
-                             WHERE state = 'pending' AND next_attempt_at <= clock_timestamp() \
-                             AND (locked_until IS NULL OR locked_until < clock_timestamp()) \
-                             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                         RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, give_up_at, request_id",
-                        &[&instance, &lease_ms, &limit],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Claimed {
-                            payment_id: row.try_get("payment_id")?,
-                            webhook_id: row.try_get("webhook_id")?,
-                            order_id: row.try_get("order_id")?,
-                            success: row.try_get::<_, &str>("outcome")? == "success",
-                            amount: row.try_get("amount")?,
-                            attempts: row.try_get("attempts")?,
-                            give_up_at: row.try_get("give_up_at")?,
-                            request_id: row.try_get("request_id")?,
-                        })
+            .query(
+                "UPDATE order_notifications SET locked_by = $1, \
+                 locked_until = now() + $2 * interval '1 millisecond', \
+                 attempts = attempts + 1 \
+                 WHERE payment_id IN (SELECT payment_id FROM order_notifications \
+                     WHERE state = 'pending' AND next_attempt_at <= now() \
+                     AND (locked_until IS NULL OR locked_until < now()) \
+                     ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, \
+                     give_up_at, request_id",
+                &[&instance, &lease_ms, &limit],
+                |row| {
+                    Ok(Claimed {
+                        payment_id: row.try_get("payment_id")?,
+                        webhook_id: row.try_get("webhook_id")?,
+                        order_id: row.try_get("order_id")?,
+                        success: row.try_get::<_, &str>("outcome")? == "success",
+                        amount: row.try_get("amount")?,
+                        attempts: row.try_get("attempts")?,
+                        give_up_at: row.try_get("give_up_at")?,
+                        request_id: row.try_get("request_id")?,
                     })
-                    .collect()
-            })
+                },
+            )
             .await
     }
 
@@ -111,49 +109,47 @@ impl Outbox {
             }
         };
         self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                client
-                    .execute(
-                        "UPDATE order_notifications SET state = $2, last_error = $3, \
-                         locked_by = NULL, locked_until = NULL, \
-                         next_attempt_at = clock_timestamp() + $4 * interval '1 millisecond', \
-                         delivered_at = CASE WHEN $2 = 'delivered' THEN clock_timestamp() END \
-                         WHERE payment_id = $1 AND state = 'pending'",
-                        &[&claimed.payment_id, &state, &error, &delay_ms],
-                    )
-                    .await?;
-                Ok(state)
-            })
-            .await
+            .execute(
+                "UPDATE order_notifications SET state = $2, last_error = $3, \
+                 locked_by = NULL, locked_until = NULL, \
+                 next_attempt_at = clock_timestamp() + $4 * interval '1 millisecond', \
+                 delivered_at = CASE WHEN $2 = 'delivered' THEN clock_timestamp() END \
+                 WHERE payment_id = $1 AND state = 'pending'",
+                &[&claimed.payment_id, &state, &error, &delay_ms],
+            )
+            .await?;
+        Ok(state)
+    }
+
+    /// Wakes every instance's dispatcher (see the dispatcher on why this is
+    /// not part of the settlement's transaction).
+    pub async fn announce(&self) -> Result<(), DbError> {
+        self.db
+            .execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL])
+            .await?;
+        Ok(())
     }
 
     /// How many outcomes wait for delivery.
     pub async fn backlog(&self) -> Result<i64, DbError> {
         self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                let row = client
-                    .query_one(
-                        "SELECT count(*) FROM order_notifications WHERE state = 'pending'",
-                        &[],
-                    )
-                    .await?;
-                Ok(row.try_get(0)?)
-            })
+            .query_opt(
+                "SELECT count(*) FROM order_notifications WHERE state = 'pending'",
+                &[],
+                |row| Ok(row.try_get(0)?),
+            )
             .await
+            .map(Option::unwrap_or_default)
     }
 
     /// How many records are in each state.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, DbError> {
         self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                let rows = client
-                    .query("SELECT state, count(*) FROM order_notifications GROUP BY state ORDER BY state", &[])
-                    .await?;
-                rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
-            })
+            .query(
+                "SELECT state, count(*) FROM order_notifications GROUP BY state ORDER BY state",
+                &[],
+                |row| Ok((row.try_get(0)?, row.try_get(1)?)),
+            )
             .await
     }
 

@@ -6,7 +6,7 @@ use crate::order_gateway::{self, GatewayError};
 use crate::store::PaymentStore;
 use api_common::{ApiError, ErrorCode};
 use http::StatusCode;
-use order_client::types::OrderStatus;
+use order_client::types::{Order, OrderStatus};
 use payment_api::{Payment, PaymentRequest, PaymentStatus, Settlement};
 use service_support::database::DbError;
 use std::time::Duration;
@@ -89,15 +89,31 @@ impl From<GatewayError> for PaymentError {
 }
 
 /// Creates the order's payment, or returns the one it already has.
+///
+/// The order is looked up first: a new payment (the usual case) then costs
+/// one statement. Only when the order cannot be paid now is its existing
+/// payment looked for, since a repeated create returns that payment even
+/// after the order has settled or gone.
 pub async fn create(
     store: &PaymentStore,
     orders: &order_client::Client,
     request: &PaymentRequest,
 ) -> Result<Payment, PaymentError> {
-    if let Some(existing) = store.get_by_order(request.order_id).await? {
-        return Ok(existing);
+    let refusal = match order_gateway::fetch_order(orders, request.order_id).await {
+        Ok(order) => match payable(&order, request) {
+            Ok(()) => return insert(store, request).await,
+            Err(refusal) => refusal,
+        },
+        Err(error) => error.into(),
+    };
+    match store.get_by_order(request.order_id).await? {
+        Some(existing) => Ok(existing),
+        None => Err(refusal),
     }
-    let order = order_gateway::fetch_order(orders, request.order_id).await?;
+}
+
+/// Whether `order` can be paid by `request`: pending, for its exact total.
+fn payable(order: &Order, request: &PaymentRequest) -> Result<(), PaymentError> {
     if order.status != OrderStatus::Pending {
         return Err(PaymentError::OrderNotPending {
             id: order.id,
@@ -112,6 +128,10 @@ pub async fn create(
             total: order.total_amount,
         });
     }
+    Ok(())
+}
+
+async fn insert(store: &PaymentStore, request: &PaymentRequest) -> Result<Payment, PaymentError> {
     match store.insert(request).await? {
         Some(payment) => Ok(payment),
         // A concurrent create won the race; its payment is the order's.

@@ -9,11 +9,53 @@ use std::time::Duration;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// The channel that wakes dispatchers when an outcome is recorded.
-pub const WAKE_CHANNEL: &str = "order_notifications";
+/// The columns a [`Payment`] is read from (`p`: the payment, `n`: its
+/// outcome's record, if any), for `concat!` in the statements below: each
+/// statement is one constant string, prepared once per connection.
+macro_rules! columns {
+    () => {
+        "p.id, p.order_id, p.amount, p.provider, p.status, p.paid_at, p.created_at, \
+         p.updated_at, n.state AS notification, n.delivered_at"
+    };
+}
 
-const COLUMNS: &str = "p.id, p.order_id, p.amount, p.provider, p.status, p.paid_at, p.created_at, \
-     p.updated_at, n.state AS notification, n.delivered_at";
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id WHERE p.id = $1"
+);
+
+const GET_BY_ORDER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
+     WHERE p.order_id = $1"
+);
+
+const INSERT: &str = concat!(
+    "WITH p AS (INSERT INTO payments (order_id, amount, provider) VALUES ($1, $2, $3) \
+     ON CONFLICT (order_id) DO NOTHING RETURNING *) \
+     SELECT ",
+    columns!(),
+    " FROM p LEFT JOIN order_notifications n ON false"
+);
+
+/// The settlement and its outcome's record in one statement: one round trip
+/// and one implicit transaction, so the outcome is recorded exactly when
+/// the payment changes.
+const SETTLE_PENDING: &str = concat!(
+    "WITH p AS (UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
+         paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
+         WHERE id = $1 AND status = 'pending' RETURNING *), \
+     n AS (INSERT INTO order_notifications \
+         (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id) \
+         SELECT id, $3, order_id, status, amount, \
+             clock_timestamp() + $4 * interval '1 millisecond', $5 FROM p \
+         RETURNING payment_id, state, delivered_at) \
+     SELECT ",
+    columns!(),
+    " FROM p JOIN n ON n.payment_id = p.id"
+);
 
 #[derive(Clone)]
 pub struct PaymentStore {
@@ -26,31 +68,18 @@ impl PaymentStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Payment>, DbError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
-             WHERE p.id = $1"
-        );
-        self.query_opt(&sql, &[&id]).await
+        self.query_opt(GET, &[&id]).await
     }
 
     pub async fn get_by_order(&self, order_id: Uuid) -> Result<Option<Payment>, DbError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
-             WHERE p.order_id = $1"
-        );
-        self.query_opt(&sql, &[&order_id]).await
+        self.query_opt(GET_BY_ORDER, &[&order_id]).await
     }
 
     /// Inserts a pending payment unless the order already has one; `None`
     /// then. One statement, so racing creates cannot both insert.
     pub async fn insert(&self, request: &PaymentRequest) -> Result<Option<Payment>, DbError> {
-        let sql = format!(
-            "WITH p AS (INSERT INTO payments (order_id, amount, provider) VALUES ($1, $2, $3) \
-             ON CONFLICT (order_id) DO NOTHING RETURNING *) \
-             SELECT {COLUMNS} FROM p LEFT JOIN order_notifications n ON false"
-        );
         self.query_opt(
-            &sql,
+            INSERT,
             &[
                 &request.order_id,
                 &request.amount.get(),
@@ -61,8 +90,7 @@ impl PaymentStore {
     }
 
     /// Settles a pending payment and records its outcome for order-service,
-    /// in one transaction, then wakes the dispatchers. `None` if no pending
-    /// payment has this id.
+    /// atomically. `None` if no pending payment has this id.
     pub async fn settle_pending(
         &self,
         id: Uuid,
@@ -74,41 +102,13 @@ impl PaymentStore {
             Settlement::Success => "success",
             Settlement::Failed => "failed",
         };
-        let window_ms = i64::try_from(retry_window.as_millis()).unwrap_or(i64::MAX);
-        let settled = self
-            .db
-            .within_deadline(async {
-                let mut client = self.db.client().await?;
-                let tx = client.transaction().await?;
-                let settled = tx
-                    .query_opt(
-                        "UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
-                         paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
-                         WHERE id = $1 AND status = 'pending' RETURNING order_id, amount",
-                        &[&id, &status],
-                    )
-                    .await?;
-                let Some(settled) = settled else { return Ok(None) };
-                let order_id: Uuid = settled.try_get("order_id")?;
-                let amount: i64 = settled.try_get("amount")?;
-                tx.execute(
-                    "INSERT INTO order_notifications \
-                     (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id) \
-                     VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6 * interval '1 millisecond', $7)",
-                    &[&id, &format!("msg_{}", id.simple()), &order_id, &status, &amount, &(window_ms as f64), &request_id],
-                )
-                .await?;
-                tx.execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL]).await?;
-                tx.commit().await?;
-                Ok(Some(()))
-            })
-            .await?;
-        if settled.is_none() {
-            return Ok(None);
-        }
-        // Read back with the notification's state; outside the transaction,
-        // so a dispatcher may already have delivered it.
-        self.get(id).await
+        let window_ms = retry_window.as_millis() as f64;
+        let webhook_id = format!("msg_{}", id.simple());
+        self.query_opt(
+            SETTLE_PENDING,
+            &[&id, &status, &webhook_id, &window_ms, &request_id],
+        )
+        .await
     }
 
     async fn query_opt(

@@ -1,0 +1,399 @@
+//! Measures order-service and payment-service against PostgreSQL's own
+//! ceiling, in one run on one machine:
+//!
+//! 1. starts a throwaway PostgreSQL that flushes every commit, as
+//!    production does, and seeds the rows the measurements use (`seed`);
+//! 2. measures the database's ceiling for each operation's statements with
+//!    pgbench (`ceiling`);
+//! 3. starts the real service binaries as processes at the production log
+//!    level and loads each operation over HTTP with wrk (`http_load`);
+//! 4. runs the whole flow through the generated clients, as fast as it goes
+//!    and then at half that rate (`flow`);
+//! 5. prints one table, with each service's memory idle and after the load.
+//!
+//! Bounded in time (about 2½ minutes with the defaults), loopback only;
+//! everything it starts is stopped when it ends.
+
+mod ceiling;
+mod flow;
+mod http_load;
+mod seed;
+mod services;
+
+use anyhow::Context;
+use clap::Parser;
+use harness::postgres::Cluster;
+use services::Service;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Measures both services against PostgreSQL's ceiling and prints a table.
+#[derive(Parser)]
+#[command(name = "benchmark")]
+struct Options {
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// HTTP connections wrk keeps open.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Concurrent clients running the whole flow.
+    #[arg(long, default_value_t = 64)]
+    flow_clients: usize,
+    /// Connections each service's pool holds, and so pgbench's clients.
+    #[arg(long, default_value_t = 16)]
+    pool_size: usize,
+    /// Where the order-service and payment-service binaries are (default:
+    /// beside this program, as `cargo build --release --bins` leaves them).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// A quick run that only proves every step works: 1 s each, few
+    /// connections. Its figures mean nothing.
+    #[arg(long)]
+    smoke: bool,
+}
+
+impl Options {
+    fn duration(&self) -> Duration {
+        Duration::from_secs(if self.smoke { 1 } else { self.seconds })
+    }
+
+    fn connections(&self) -> usize {
+        if self.smoke { 4 } else { self.connections }
+    }
+
+    fn flow_clients(&self) -> usize {
+        if self.smoke { 2 } else { self.flow_clients }
+    }
+
+    /// Rows to seed for an operation that uses each row once: more than
+    /// it can use in one measurement.
+    fn rows_per_measurement(&self) -> u64 {
+        if self.smoke {
+            2_000
+        } else {
+            12_000 * self.duration().as_secs()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(&options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("benchmark: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One row of the table.
+struct Row {
+    operation: &'static str,
+    ceiling: f64,
+    figures: http_load::Figures,
+}
+
+async fn run(options: &Options) -> anyhow::Result<()> {
+    let bin_dir = match &options.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program's directory")?
+            .to_path_buf(),
+    };
+    let duration = options.duration();
+    let work_dir = tempdir()?;
+    eprintln!("PostgreSQL: starting a throwaway cluster (durable commits)");
+    let cluster = Cluster::start_durable()?;
+    for database in ["order_db", "payment_db"] {
+        cluster.create_database(database, None).await?;
+    }
+    let secret = harness::webhook::new_secret();
+    let base_environment = |database: &str| {
+        vec![
+            ("DATABASE_URL", cluster.connection_string(database)),
+            ("PORT", "0".to_string()),
+            ("LOG_LEVEL", "info".to_string()),
+            ("DB_POOL_SIZE", options.pool_size.to_string()),
+            ("PAYMENT_CALLBACK_SECRET", secret.clone()),
+        ]
+    };
+
+    // Migrated by the services themselves; started once to create the
+    // schema, stopped while the database is measured alone.
+    let order_service = Service::start(
+        "order-service",
+        &bin_dir,
+        &work_dir,
+        &base_environment("order_db"),
+    )?;
+    let mut payment_environment = base_environment("payment_db");
+    payment_environment.push(("ORDER_SERVICE_URL", order_service.url()));
+    let payment_service =
+        Service::start("payment-service", &bin_dir, &work_dir, &payment_environment)?;
+    payment_service.stop();
+    order_service.stop();
+
+    let rows = options.rows_per_measurement();
+    let clients = options.pool_size;
+    let stride = rows / clients as u64 + 1;
+    eprintln!(
+        "seeding: {} read orders, {rows} payable orders, {rows} settleable payments",
+        seed::READ_ORDERS
+    );
+    let orders_db = cluster.connect("order_db").await?;
+    let payments_db = cluster.connect("payment_db").await?;
+    orders_db
+        .batch_execute(&seed::orders(1, seed::READ_ORDERS))
+        .await?;
+    orders_db
+        .batch_execute(&seed::orders(seed::PAYABLE_FROM, rows))
+        .await?;
+    orders_db
+        .batch_execute(&seed::orders(seed::SETTLEABLE_FROM, rows))
+        .await?;
+    payments_db
+        .batch_execute(&seed::payments(seed::SETTLEABLE_FROM, rows))
+        .await?;
+    payments_db
+        .batch_execute(&seed::payments(
+            seed::CEILING_SETTLEABLE_FROM,
+            stride * clients as u64 + clients as u64,
+        ))
+        .await?;
+    for db in [&orders_db, &payments_db] {
+        db.batch_execute("VACUUM ANALYZE").await?;
+    }
+
+    let ceilings = [
+        ("GET /orders/{id}", ceiling::get_order()),
+        ("POST /orders", ceiling::create_order()),
+        ("GET /orders (100)", ceiling::list_orders()),
+        ("POST /payments", ceiling::create_payment()),
+        (
+            "PUT /payments/success/{id}",
+            ceiling::settle_payment(stride),
+        ),
+    ];
+    let mut measured = Vec::new();
+    for (index, (operation, script)) in ceilings.iter().enumerate() {
+        eprintln!("ceiling: {operation} with pgbench, {clients} connections, {duration:?}");
+        let tps = ceiling::measure(
+            &cluster,
+            &work_dir,
+            &format!("op{index}"),
+            script,
+            clients,
+            duration,
+        )?;
+        measured.push((*operation, tps));
+    }
+    // The outcomes pgbench recorded are not the services' to deliver.
+    payments_db
+        .batch_execute("DELETE FROM order_notifications")
+        .await?;
+    payments_db.batch_execute("VACUUM ANALYZE").await?;
+
+    let order_service = Service::start(
+        "order-service",
+        &bin_dir,
+        &work_dir,
+        &base_environment("order_db"),
+    )?;
+    let mut payment_environment = base_environment("payment_db");
+    payment_environment.push(("ORDER_SERVICE_URL", order_service.url()));
+    let payment_service =
+        Service::start("payment-service", &bin_dir, &work_dir, &payment_environment)?;
+    let idle = (order_service.rss()?, payment_service.rss()?);
+
+    let loads = [
+        (order_service.url(), http_load::get_order()),
+        (order_service.url(), http_load::create_order()),
+        (order_service.url(), http_load::list_orders()),
+        (
+            payment_service.url(),
+            http_load::create_payment(seed::PAYABLE_FROM, rows / 2),
+        ),
+        (
+            payment_service.url(),
+            http_load::settle_payment(seed::SETTLEABLE_FROM, rows / 2),
+        ),
+    ];
+    let mut table = Vec::new();
+    for (index, ((url, load), (operation, ceiling))) in loads.iter().zip(&measured).enumerate() {
+        eprintln!(
+            "service: {operation} with wrk, {} connections, {duration:?}",
+            options.connections()
+        );
+        let figures = http_load::measure(
+            url,
+            &work_dir,
+            &format!("op{index}"),
+            load,
+            2,
+            options.connections(),
+            duration,
+        )?;
+        table.push(Row {
+            operation,
+            ceiling: *ceiling,
+            figures,
+        });
+        // Outcomes of the settlements are still being delivered; let them
+        // land before the next measurement.
+        wait_for_deliveries(&payments_db, Duration::from_secs(60)).await?;
+    }
+
+    eprintln!(
+        "flow: {} clients as fast as they go, {duration:?}",
+        options.flow_clients()
+    );
+    let fastest = flow::run(
+        &order_service.url(),
+        &payment_service.url(),
+        options.flow_clients(),
+        flow::Pace::AsFastAsPossible,
+        duration,
+    )
+    .await;
+    wait_for_deliveries(&payments_db, Duration::from_secs(60)).await?;
+    let half_rate = (fastest.flows_per_second / 2.0).max(1.0);
+    eprintln!("flow: {half_rate:.0} flows/s (half the fastest), {duration:?}");
+    let paced = flow::run(
+        &order_service.url(),
+        &payment_service.url(),
+        options.flow_clients(),
+        flow::Pace::PerSecond(half_rate),
+        duration,
+    )
+    .await;
+    let loaded = (order_service.rss()?, payment_service.rss()?);
+
+    let insert_ceiling = measured[1].1;
+    print_table(
+        &table,
+        &fastest,
+        &paced,
+        insert_ceiling,
+        idle,
+        loaded,
+        options,
+    );
+    payment_service.stop();
+    order_service.stop();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&work_dir);
+    Ok(())
+}
+
+/// Commits one flow needs: the order, the payment, its settlement (with
+/// its outcome's record), the order's settlement, and the record of the
+/// delivery.
+const COMMITS_PER_FLOW: f64 = 5.0;
+
+fn print_table(
+    rows: &[Row],
+    fastest: &flow::Figures,
+    paced: &flow::Figures,
+    insert_ceiling: f64,
+    idle: (u64, u64),
+    loaded: (u64, u64),
+    options: &Options,
+) {
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+    println!();
+    println!(
+        "| operation | PostgreSQL ceiling (tps) | service (req/s) | ratio | p50 ms | p99 ms | max ms | errors |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    for row in rows {
+        println!(
+            "| `{}` | {:.0} | {:.0} | **{:.2}** | {} | {} | {} | {} |",
+            row.operation,
+            row.ceiling,
+            row.figures.requests_per_second,
+            row.figures.requests_per_second / row.ceiling,
+            ms(row.figures.p50),
+            ms(row.figures.p99),
+            ms(row.figures.max),
+            row.figures.errors
+        );
+    }
+    let flow_ceiling = insert_ceiling / COMMITS_PER_FLOW;
+    println!();
+    println!(
+        "| whole flow | commit ceiling (flows/s) | flows/s | ratio | settled→paid p50 ms | p99 ms | max ms | errors |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    for (name, figures) in [
+        ("as fast as it goes", fastest),
+        ("at half that rate", paced),
+    ] {
+        println!(
+            "| {name} ({} clients) | {:.0} | {:.0} | **{:.2}** | {} | {} | {} | {} |",
+            options.flow_clients(),
+            flow_ceiling,
+            figures.flows_per_second,
+            figures.flows_per_second / flow_ceiling,
+            ms(figures.settled_to_paid_p50),
+            ms(figures.settled_to_paid_p99),
+            ms(figures.settled_to_paid_max),
+            figures.errors
+        );
+    }
+    println!(
+        "\nThe flow's ceiling: {COMMITS_PER_FLOW} commits per flow (order, payment, settlement with its \
+         outcome, order settled, delivery recorded) at the {insert_ceiling:.0} commits/s pgbench \
+         reached for POST /orders' INSERT."
+    );
+    let mb = |bytes: u64| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
+    println!();
+    println!("| memory (RSS, MiB) | idle | after the load |");
+    println!("|---|--:|--:|");
+    println!("| order-service | {} | {} |", mb(idle.0), mb(loaded.0));
+    println!("| payment-service | {} | {} |", mb(idle.1), mb(loaded.1));
+    println!(
+        "\n{} s per measurement; wrk: 2 threads, {} connections; pgbench: {} connections \
+         (the services' pool size), prepared statements; durable commits.",
+        options.duration().as_secs(),
+        options.connections(),
+        options.pool_size
+    );
+}
+
+/// Waits until no outcome waits for delivery.
+async fn wait_for_deliveries(
+    payments_db: &tokio_postgres::Client,
+    bound: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        let row = payments_db
+            .query_one(
+                "SELECT count(*) FROM order_notifications WHERE state = 'pending'",
+                &[],
+            )
+            .await?;
+        let pending: i64 = row.get(0);
+        if pending == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{pending} outcomes still undelivered after {bound:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("order-payment-benchmark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
