@@ -119,3 +119,57 @@ async fn with_the_database_hung_requests_get_a_503_and_the_service_recovers() {
     eprintln!("database hung: slowest 503 {slowest:?}; recovered {recovery:?} after thawing");
     test.cleanup().await;
 }
+
+#[tokio::test]
+async fn work_the_database_refuses_for_timing_is_a_503_the_caller_may_retry() {
+    let test = OrderServiceTest::start().await;
+    let database = test.database().await;
+    // Sessions the service opens from now on give up on a lock after 200 ms
+    // (its pool opens connections on first use, below).
+    database
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', \
+             current_database(), '200ms'); END $$",
+        )
+        .await
+        .unwrap();
+    let order = test
+        .client
+        .create_order(&order_request("Lamp", 1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let mut holder = test.database().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.execute(
+        "SELECT 1 FROM orders WHERE id = $1 FOR UPDATE",
+        &[&order.id],
+    )
+    .await
+    .unwrap();
+
+    // PostgreSQL refuses with lock_not_available (55P03): the request did
+    // nothing wrong, so it is a 503 to retry, not a 500.
+    let refused = test
+        .client
+        .update_order(&order.id, &order_request("Lamp", 2, 100))
+        .await;
+    let (status, error) = error_body(refused);
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        "{error:?}"
+    );
+
+    lock.rollback().await.unwrap();
+    let retried = test
+        .client
+        .update_order(&order.id, &order_request("Lamp", 2, 100))
+        .await
+        .expect("the same request succeeds once the lock is released")
+        .into_inner()
+        .data;
+    assert_eq!(retried.total_amount, 200);
+    test.cleanup().await;
+}

@@ -1,5 +1,6 @@
 //! Telling order-service a payment's outcome: signed per the contract,
-//! retried on failure with the same message id, never retried on refusal,
+//! retried on failure (401 included) with the same message id, no sooner than
+//! `Retry-After` asks, never retried on refusal,
 //! kept as a dead letter when the retry window ends, taken over from an
 //! instance that died holding it.
 
@@ -85,6 +86,12 @@ async fn failed_deliveries_are_retried_with_the_same_message_id() {
             order_service_answers(429, error_envelope(429, "TOO_MANY_REQUESTS")),
             3,
         ),
+        // A secret being rotated or misconfigured: operators fix it, and the
+        // outcome must still arrive then.
+        (
+            order_service_answers(401, error_envelope(401, "UNAUTHORIZED")),
+            4,
+        ),
     ] {
         Mock::given(method("POST"))
             .and(path(CALLBACK))
@@ -108,7 +115,7 @@ async fn failed_deliveries_are_retried_with_the_same_message_id() {
     mocked.wait_for_notification(payment, "delivered").await;
 
     let sent = mocked.sent("POST", CALLBACK).await;
-    assert_eq!(sent.len(), 4, "three failures, then the delivery");
+    assert_eq!(sent.len(), 5, "four failures, then the delivery");
     let ids: Vec<_> = sent
         .iter()
         .map(|r| r.headers["webhook-id"].clone())
@@ -129,7 +136,45 @@ async fn failed_deliveries_are_retried_with_the_same_message_id() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(attempts, 4);
+    assert_eq!(attempts, 5);
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retry_waits_as_long_as_retry_after_asks() {
+    // Retries in tests are due after at most 500 ms; order-service asks for 2 s.
+    let mocked = Mocked::start(|_| {}).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(
+            order_service_answers(503, error_envelope(503, "SERVICE_UNAVAILABLE"))
+                .insert_header("retry-after", "2"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&mocked.order_service)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "paid"),
+        ))
+        .with_priority(10)
+        .mount(&mocked.order_service)
+        .await;
+
+    let settled = Instant::now();
+    settle(&mocked, payment, "success").await;
+    mocked.wait_for_notification(payment, "delivered").await;
+
+    let waited = settled.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "delivered after {waited:?}"
+    );
+    assert_eq!(mocked.sent("POST", CALLBACK).await.len(), 2);
     mocked.cleanup().await;
 }
 

@@ -12,8 +12,9 @@
 //! allow one settlement per disk flush (measured: pgbench settled 461/s with
 //! the NOTIFY inside, against thousands without). Sent on its own, a
 //! NOTIFY writes nothing to disk; a burst of outcomes shares one. Failed deliveries are
-//! retried with full-jitter exponential backoff until the retry window ends;
-//! a refusal by order-service (a 4xx other than 408 and 429) is final.
+//! retried with full-jitter exponential backoff, or after the `Retry-After`
+//! order-service asked for if that is longer, until the retry window ends;
+//! a refusal by order-service (a 4xx other than 401, 408 and 429) is final.
 
 use crate::config::DeliverySettings;
 use crate::outbox::{Attempt, Claimed, Outbox, WAKE_CHANNEL};
@@ -183,8 +184,10 @@ impl Dispatcher {
                 while deliveries.join_next().await.is_some() {}
                 return;
             }
+            // Claims come in batches: refilling one slot at a time would
+            // cost a statement per delivery.
             let room = IN_FLIGHT - deliveries.len();
-            if room > 0 && !caught_up {
+            if (room >= BATCH || deliveries.is_empty()) && !caught_up {
                 let asked = room.min(BATCH);
                 match self.outbox.claim(&self.instance, lease, asked as i64).await {
                     Ok(batch) => {
@@ -228,11 +231,7 @@ impl Dispatcher {
         self.metrics.attempts.inc();
         let attempt = match client.payment_callback(&claimed.webhook_id, &body).await {
             Ok(_) => Attempt::Delivered,
-            Err(order_client::Error::ErrorResponse(response))
-                if response.status().is_client_error()
-                    && response.status() != reqwest::StatusCode::REQUEST_TIMEOUT
-                    && response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
-            {
+            Err(order_client::Error::ErrorResponse(response)) if is_refusal(response.status()) => {
                 Attempt::Rejected(format!(
                     "{} {}: {}",
                     response.status().as_u16(),
@@ -240,10 +239,13 @@ impl Dispatcher {
                     response.data.message
                 ))
             }
-            Err(error) => Attempt::Failed {
-                error: error.to_string(),
-                delay: self.backoff(claimed.attempts),
-            },
+            Err(error) => {
+                let backoff = self.backoff(claimed.attempts);
+                Attempt::Failed {
+                    delay: retry_after(&error).map_or(backoff, |asked| asked.max(backoff)),
+                    error: error.to_string(),
+                }
+            }
         };
         let log = self.log.new(slog::o!(
             "payment_id" => claimed.payment_id.to_string(),
@@ -285,6 +287,42 @@ impl Dispatcher {
             .min(self.settings.retry_cap_ms);
         Duration::from_millis(rand::rng().random_range(0..=bound))
     }
+}
+
+/// Whether order-service refused the outcome for good: a 4xx other than
+/// 408 and 429 (try later) and 401 (a secret being rotated or misconfigured
+/// is fixed by operators; the outcome must not be lost meanwhile).
+fn is_refusal(status: reqwest::StatusCode) -> bool {
+    use reqwest::StatusCode;
+    status.is_client_error()
+        && ![
+            StatusCode::UNAUTHORIZED,
+            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]
+        .contains(&status)
+}
+
+/// The wait a failed answer asked for with `Retry-After` (RFC 9110: seconds,
+/// or an HTTP date).
+fn retry_after<E>(error: &order_client::Error<E>) -> Option<Duration> {
+    let headers = match error {
+        order_client::Error::ErrorResponse(response) => response.headers(),
+        order_client::Error::UnexpectedResponse(response) => response.headers(),
+        _ => return None,
+    };
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 /// Clears the running flag when the delivery loop ends, however it ends.

@@ -50,9 +50,16 @@ impl Outbox {
     /// Claims up to `limit` due records for `instance` until the lease ends.
     /// `SKIP LOCKED` lets instances claim side by side without waiting for
     /// or taking each other's records; the lease hands a record to another
-    /// instance only if its claimant did not finish in time. The due test
+    /// instance only if its claimant did not finish in time. A claimed
+    /// record is next due when its lease ends, so the records under way sit
+    /// past the due ones in the index and a claim never steps over them
+    /// (measured: claims that had to skip the deliveries in flight, one by
+    /// one, held delivery to about 670 a second). The due test
     /// compares with `now()`, a constant for the statement, so the partial
-    /// index on `next_attempt_at` bounds the scan.
+    /// index on `next_attempt_at` bounds the scan; `= ANY(ARRAY(…))` makes
+    /// the update look the claimed rows up by key (measured: with `IN (…)`
+    /// PostgreSQL chose a hash join over the whole table, 3 ms a claim once
+    /// the delivered outcomes numbered some thousands).
     pub async fn claim(
         &self,
         instance: &str,
@@ -64,11 +71,12 @@ impl Outbox {
             .query(
                 "UPDATE order_notifications SET locked_by = $1, \
                  locked_until = now() + $2 * interval '1 millisecond', \
+                 next_attempt_at = now() + $2 * interval '1 millisecond', \
                  attempts = attempts + 1 \
-                 WHERE payment_id IN (SELECT payment_id FROM order_notifications \
+                 WHERE payment_id = ANY(ARRAY(SELECT payment_id FROM order_notifications \
                      WHERE state = 'pending' AND next_attempt_at <= now() \
                      AND (locked_until IS NULL OR locked_until < now()) \
-                     ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)) \
                  RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, \
                      give_up_at, request_id",
                 &[&instance, &lease_ms, &limit],

@@ -131,8 +131,10 @@ impl DatabaseSettings {
 /// Why database work did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The database could not be reached in time, or the connection broke:
-    /// retrying later may succeed.
+    /// The database could not be reached in time, the connection broke, or
+    /// it refused the work for load or timing (too many connections, a
+    /// statement cancelled, a serialization failure or deadlock, a lock not
+    /// granted in time, a shutdown): retrying later may succeed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The database answered with an error: a bug or a schema mismatch.
@@ -147,19 +149,31 @@ pub enum DbError {
 impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> Self {
         let connection_lost = error.is_closed()
-            || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>())
-            || error.code().is_some_and(|code| {
-                code.code().starts_with("08")
-                    || *code == SqlState::ADMIN_SHUTDOWN
-                    || *code == SqlState::CRASH_SHUTDOWN
-                    || *code == SqlState::CANNOT_CONNECT_NOW
-            });
-        if connection_lost {
+            || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
+        if connection_lost || error.code().is_some_and(is_transient) {
             DbError::Unavailable(error.to_string())
         } else {
             DbError::Query(error)
         }
     }
+}
+
+/// Whether PostgreSQL refused the work for load or timing, not because of
+/// the work itself: the same request may succeed when retried.
+fn is_transient(code: &SqlState) -> bool {
+    let class = &code.code()[..2];
+    // 08: connection exception; 53: insufficient resources (too many
+    // connections, out of memory or disk); 40: transaction rollback
+    // (serialization failure, deadlock).
+    matches!(class, "08" | "53" | "40")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::QUERY_CANCELED,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ]
+        .contains(code)
 }
 
 impl From<PoolError> for DbError {
@@ -346,6 +360,37 @@ async fn connect_with_retry(
                     "cannot connect to the database after {STARTUP_ATTEMPTS} attempts"
                 ));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_for_load_or_timing_are_transient_and_mistakes_are_not() {
+        for code in [
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::QUERY_CANCELED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::OUT_OF_MEMORY,
+            SqlState::CONNECTION_FAILURE,
+        ] {
+            assert!(is_transient(&code), "{code:?} should be transient");
+        }
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::CHECK_VIOLATION,
+            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+            SqlState::UNDEFINED_COLUMN,
+            SqlState::SYNTAX_ERROR,
+        ] {
+            assert!(!is_transient(&code), "{code:?} is a bug, not load");
         }
     }
 }

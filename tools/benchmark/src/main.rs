@@ -48,6 +48,10 @@ struct Options {
     /// beside this program, as `cargo build --release --bins` leaves them).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// After the table, run the flow at the half rate for this many seconds
+    /// more, printing each service's memory every 30 s: growth shows here.
+    #[arg(long, default_value_t = 0)]
+    soak_seconds: u64,
     /// A quick run that only proves every step works: 1 s each, few
     /// connections. Its figures mean nothing.
     #[arg(long)]
@@ -98,7 +102,12 @@ struct Row {
     operation: &'static str,
     ceiling: f64,
     figures: http_load::Figures,
+    /// Outcomes the load left to deliver.
+    backlog: Backlog,
 }
+
+/// How long the outcomes a load left behind may take to be delivered.
+const DRAIN_BOUND: Duration = Duration::from_secs(300);
 
 async fn run(options: &Options) -> anyhow::Result<()> {
     let bin_dir = match &options.bin_dir {
@@ -241,14 +250,15 @@ async fn run(options: &Options) -> anyhow::Result<()> {
             options.connections(),
             duration,
         )?;
+        // Outcomes of the settlements are still being delivered; let them
+        // land before the next measurement.
+        let backlog = wait_for_deliveries(&payments_db, DRAIN_BOUND).await?;
         table.push(Row {
             operation,
             ceiling: *ceiling,
             figures,
+            backlog,
         });
-        // Outcomes of the settlements are still being delivered; let them
-        // land before the next measurement.
-        wait_for_deliveries(&payments_db, Duration::from_secs(60)).await?;
     }
 
     eprintln!(
@@ -263,7 +273,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         duration,
     )
     .await;
-    wait_for_deliveries(&payments_db, Duration::from_secs(60)).await?;
+    wait_for_deliveries(&payments_db, DRAIN_BOUND).await?;
     let half_rate = (fastest.flows_per_second / 2.0).max(1.0);
     eprintln!("flow: {half_rate:.0} flows/s (half the fastest), {duration:?}");
     let paced = flow::run(
@@ -286,6 +296,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         loaded,
         options,
     );
+    soak(&order_service, &payment_service, half_rate, options).await?;
     payment_service.stop();
     order_service.stop();
     drop(cluster);
@@ -324,6 +335,16 @@ fn print_table(
             ms(row.figures.p99),
             ms(row.figures.max),
             row.figures.errors
+        );
+    }
+    for row in rows.iter().filter(|row| row.backlog.outcomes > 0) {
+        println!(
+            "\nAfter `{}`: {} outcomes were still to be delivered when the load ended; \
+             delivered in {:.1} s ({:.0}/s).",
+            row.operation,
+            row.backlog.outcomes,
+            row.backlog.took.as_secs_f64(),
+            row.backlog.outcomes as f64 / row.backlog.took.as_secs_f64()
         );
     }
     let flow_ceiling = insert_ceiling / COMMITS_PER_FLOW;
@@ -368,12 +389,52 @@ fn print_table(
     );
 }
 
-/// Waits until no outcome waits for delivery.
+/// The flow at `rate` for `--soak-seconds`, with each service's memory
+/// printed every 30 s.
+async fn soak(
+    orders: &Service,
+    payments: &Service,
+    rate: f64,
+    options: &Options,
+) -> anyhow::Result<()> {
+    if options.soak_seconds == 0 {
+        return Ok(());
+    }
+    println!(
+        "\n| soak at {rate:.0} flows/s | order-service RSS MiB | payment-service RSS MiB | flows/s | errors |"
+    );
+    println!("|---|--:|--:|--:|--:|");
+    let rounds = options.soak_seconds.div_ceil(30);
+    for round in 1..=rounds {
+        let figures = flow::run(
+            &orders.url(),
+            &payments.url(),
+            options.flow_clients(),
+            flow::Pace::PerSecond(rate),
+            Duration::from_secs(30),
+        )
+        .await;
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        println!(
+            "| after {} s | {:.1} | {:.1} | {:.0} | {} |",
+            round * 30,
+            mib(orders.rss()?),
+            mib(payments.rss()?),
+            figures.flows_per_second,
+            figures.errors
+        );
+    }
+    Ok(())
+}
+
+/// Waits until no outcome waits for delivery; returns how many waited
+/// when it began and how long they took.
 async fn wait_for_deliveries(
     payments_db: &tokio_postgres::Client,
     bound: Duration,
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + bound;
+) -> anyhow::Result<Backlog> {
+    let started = std::time::Instant::now();
+    let mut outcomes = None;
     loop {
         let row = payments_db
             .query_one(
@@ -382,14 +443,24 @@ async fn wait_for_deliveries(
             )
             .await?;
         let pending: i64 = row.get(0);
+        let outcomes = *outcomes.get_or_insert(pending);
         if pending == 0 {
-            return Ok(());
+            return Ok(Backlog {
+                outcomes,
+                took: started.elapsed(),
+            });
         }
-        if std::time::Instant::now() > deadline {
+        if started.elapsed() > bound {
             anyhow::bail!("{pending} outcomes still undelivered after {bound:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Outcomes left to deliver when a load ended, and how long that took.
+struct Backlog {
+    outcomes: i64,
+    took: Duration,
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
