@@ -38,7 +38,7 @@ pub struct ConformanceProxy {
 pub struct Exchange {
     pub method: String,
     pub path: String,
-    /// The `webhook-id` header, for callbacks.
+    /// The `webhook-id` header, for signed internal calls.
     pub webhook_id: Option<String>,
     pub status: u16,
     pub started: Instant,

@@ -24,8 +24,9 @@
 //! Errors arrive as `Error::ErrorResponse` holding the envelope:
 //! `error.status()` and `response.data.error_code`.
 //!
-//! `payment_callback` is signed per Standard Webhooks when the context holds
-//! the shared secret ([`ClientContext::with_callback_secret`]): the hook adds
+//! The internal operations, `payment_callback` and `attach_payment`, are
+//! signed per Standard Webhooks when the context holds the shared secret
+//! ([`ClientContext::with_callback_secret`]): the hook adds
 //! `webhook-timestamp` and `webhook-signature` over the exact body bytes.
 
 use standardwebhooks::Webhook;
@@ -90,7 +91,9 @@ impl ClientHooks<ClientContext> for Client {
             request.headers_mut().insert("x-request-id", value);
         }
         match (&self.inner().callback_secret, info.operation_id) {
-            (Some(secret), "payment_callback") => sign(secret, request).map_err(Error::Custom),
+            (Some(secret), "payment_callback" | "attach_payment") => {
+                sign(secret, request).map_err(Error::Custom)
+            }
             _ => Ok(()),
         }
     }

@@ -5,6 +5,7 @@
 
 mod docs;
 mod flow;
+mod integrity;
 mod operations;
 mod outages;
 mod races;

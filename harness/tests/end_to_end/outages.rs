@@ -123,7 +123,13 @@ async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
     }
 
     let mut deliveries: HashMap<String, Vec<_>> = HashMap::new();
-    for exchange in system.orders.proxy().exchanges() {
+    let callbacks = system
+        .orders
+        .proxy()
+        .exchanges()
+        .into_iter()
+        .filter(|exchange| exchange.path == "/internal/payment-callback");
+    for exchange in callbacks {
         if let Some(id) = exchange.webhook_id.clone() {
             deliveries.entry(id).or_default().push(exchange);
         }

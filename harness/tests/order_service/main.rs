@@ -8,6 +8,7 @@ mod docs;
 mod lifecycle;
 mod operations;
 mod pagination;
+mod payment_under_way;
 mod requests;
 
 use harness::order_service::OrderServiceTest;

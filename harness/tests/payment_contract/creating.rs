@@ -1,6 +1,6 @@
-//! Creating a payment asks order-service for the order.
+//! Creating a payment first attaches it to its order at order-service.
 
-use crate::{Mocked, create_payment, error_envelope};
+use crate::{Mocked, create_payment, error_envelope, order_envelope, signed_with};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
-async fn the_order_is_fetched_as_the_contract_says() {
+async fn the_payment_is_attached_to_the_order_as_the_contract_says() {
     let mocked = Mocked::start(|_| {}).await;
     let order = Uuid::new_v4();
     mocked.order_is(order, 2_500, "pending").await;
@@ -18,9 +18,63 @@ async fn the_order_is_fetched_as_the_contract_says() {
 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["status"], "pending");
-    let sent = mocked.sent("GET", &format!("/orders/{order}")).await;
-    assert_eq!(sent.len(), 1);
-    assert!(sent[0].body.is_empty());
+    let sent = mocked
+        .sent("POST", &format!("/internal/orders/{order}/payment"))
+        .await;
+    assert_eq!(
+        sent.len(),
+        1,
+        "one attachment, checked against the contract"
+    );
+    assert!(
+        signed_with(&mocked.secret, &sent[0]),
+        "signed like outcomes"
+    );
+    let attachment: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(attachment["payment_id"], body["data"]["id"]);
+    assert_eq!(attachment["amount"], 2_500);
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_create_interrupted_after_attaching_is_completed_with_the_attached_payment() {
+    // An earlier create attached `attached` to the order, then stopped
+    // before recording it: order-service says a payment is under way.
+    let mocked = Mocked::start(|_| {}).await;
+    let (order, attached) = (Uuid::new_v4(), Uuid::new_v4());
+    Mock::given(method("POST"))
+        .and(path(format!("/internal/orders/{order}/payment")))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(error_envelope(409, "ORDER_PAYMENT_IN_PROGRESS")),
+        )
+        .mount(&mocked.order_service)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{order}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(order_envelope(
+            order,
+            2_500,
+            "pending",
+            Some(attached),
+        )))
+        .mount(&mocked.order_service)
+        .await;
+
+    let (status, body) = create_payment(&mocked, order, 2_500).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["id"],
+        attached.to_string(),
+        "the attached payment is recorded"
+    );
+    let (status, again) = create_payment(&mocked, order, 2_500).await;
+    assert_eq!(
+        (status, &again["data"]["id"]),
+        (StatusCode::OK, &body["data"]["id"])
+    );
+    assert_eq!(mocked.payments.payment_count().await, 1);
     mocked.cleanup().await;
 }
 
@@ -70,8 +124,8 @@ async fn every_answer_from_order_service_leads_to_a_clear_error() {
     ];
     for (case, answer, expected, code) in cases {
         let order = Uuid::new_v4();
-        Mock::given(method("GET"))
-            .and(path(format!("/orders/{order}")))
+        Mock::given(method("POST"))
+            .and(path(format!("/internal/orders/{order}/payment")))
             .respond_with(answer)
             .mount(&mocked.order_service)
             .await;

@@ -4,7 +4,7 @@
 //! kept as a dead letter when the retry window ends, taken over from an
 //! instance that died holding it.
 
-use crate::{CALLBACK, Mocked, create_payment, error_envelope, order_envelope};
+use crate::{CALLBACK, Mocked, create_payment, error_envelope, order_envelope, signed_with};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -31,14 +31,6 @@ fn order_service_answers(status: u16, body: Value) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(body)
 }
 
-/// Verifies the Standard Webhooks signature over the exact bytes received.
-fn signed_with(secret: &str, request: &wiremock::Request) -> bool {
-    standardwebhooks::Webhook::new(secret)
-        .unwrap()
-        .verify(&request.body, &request.headers)
-        .is_ok()
-}
-
 #[tokio::test]
 async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
     let mocked = Mocked::start(|_| {}).await;
@@ -47,7 +39,7 @@ async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
         .and(path(CALLBACK))
         .respond_with(order_service_answers(
             200,
-            order_envelope(order, 2_500, "paid"),
+            order_envelope(order, 2_500, "paid", None),
         ))
         .mount(&mocked.order_service)
         .await;
@@ -105,7 +97,7 @@ async fn failed_deliveries_are_retried_with_the_same_message_id() {
         .and(path(CALLBACK))
         .respond_with(order_service_answers(
             200,
-            order_envelope(order, 2_500, "failed"),
+            order_envelope(order, 2_500, "failed", None),
         ))
         .with_priority(10)
         .mount(&mocked.order_service)
@@ -159,7 +151,7 @@ async fn a_retry_waits_as_long_as_retry_after_asks() {
         .and(path(CALLBACK))
         .respond_with(order_service_answers(
             200,
-            order_envelope(order, 2_500, "paid"),
+            order_envelope(order, 2_500, "paid", None),
         ))
         .with_priority(10)
         .mount(&mocked.order_service)
@@ -240,7 +232,7 @@ async fn an_outcome_failing_for_the_whole_window_is_a_dead_letter_that_can_be_re
         .and(path(CALLBACK))
         .respond_with(order_service_answers(
             200,
-            order_envelope(order, 2_500, "paid"),
+            order_envelope(order, 2_500, "paid", None),
         ))
         .mount(&mocked.order_service)
         .await;
@@ -271,7 +263,7 @@ async fn an_outcome_claimed_by_an_instance_that_died_is_delivered_by_another_aft
         .and(path(CALLBACK))
         .respond_with(order_service_answers(
             200,
-            order_envelope(order, 2_500, "paid"),
+            order_envelope(order, 2_500, "paid", None),
         ))
         .with_priority(10)
         .mount(&mocked.order_service)

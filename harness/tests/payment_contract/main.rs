@@ -36,12 +36,36 @@ impl Mocked {
         }
     }
 
-    /// order-service will answer `GET /orders/{id}` with this order.
+    /// order-service will answer `GET /orders/{id}` with this order, and
+    /// attach a payment to it as order-service does: to a pending order of
+    /// that total (409 `ORDER_NOT_PENDING` or `AMOUNT_MISMATCH` otherwise).
     pub async fn order_is(&self, id: Uuid, total_amount: i64, status: &str) {
-        let body = order_envelope(id, total_amount, status);
+        let body = order_envelope(id, total_amount, status, None);
         Mock::given(method("GET"))
             .and(path(format!("/orders/{id}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&self.order_service)
+            .await;
+        let status = status.to_string();
+        Mock::given(method("POST"))
+            .and(path(format!("/internal/orders/{id}/payment")))
+            .respond_with(move |request: &wiremock::Request| {
+                let attachment: Value = serde_json::from_slice(&request.body).unwrap();
+                let payment: Uuid = attachment["payment_id"].as_str().unwrap().parse().unwrap();
+                if status != "pending" {
+                    ResponseTemplate::new(409)
+                        .set_body_json(error_envelope(409, "ORDER_NOT_PENDING"))
+                } else if attachment["amount"] != total_amount {
+                    ResponseTemplate::new(409).set_body_json(error_envelope(409, "AMOUNT_MISMATCH"))
+                } else {
+                    ResponseTemplate::new(200).set_body_json(order_envelope(
+                        id,
+                        total_amount,
+                        "pending",
+                        Some(payment),
+                    ))
+                }
+            })
             .mount(&self.order_service)
             .await;
     }
@@ -125,13 +149,19 @@ impl Mocked {
     }
 }
 
-/// An order in the contract's envelope; checked against the contract so
-/// the stand-in answers as order-service would.
-pub fn order_envelope(id: Uuid, total_amount: i64, status: &str) -> Value {
+/// An order in the contract's envelope, with `payment` under way if given
+/// (a settled order always names one); checked against the contract so the
+/// stand-in answers as order-service would.
+pub fn order_envelope(id: Uuid, total_amount: i64, status: &str, payment: Option<Uuid>) -> Value {
+    let payment = match (status, payment) {
+        (_, Some(payment)) => json!(payment),
+        ("pending", None) => Value::Null,
+        (_, None) => json!(Uuid::new_v4()),
+    };
     let body = json!({"code": 200, "status": "OK", "data": {
         "id": id, "item_name": "Espresso machine", "quantity": 1, "price": total_amount,
         "total_amount": total_amount, "status": status,
-        "payment_id": if status == "pending" { Value::Null } else { json!(Uuid::new_v4()) },
+        "payment_id": payment,
         "created_at": "2026-11-25T07:00:00Z", "updated_at": "2026-11-25T07:00:00Z"
     }});
     let mut headers = http::HeaderMap::new();
@@ -176,4 +206,12 @@ pub async fn create_payment(
         .await
         .unwrap();
     (response.status(), response.json().await.unwrap())
+}
+
+/// Verifies the Standard Webhooks signature over the exact bytes received.
+pub fn signed_with(secret: &str, request: &wiremock::Request) -> bool {
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&request.body, &request.headers)
+        .is_ok()
 }

@@ -10,11 +10,11 @@ use wiremock::{Mock, ResponseTemplate};
 async fn shutdown_lets_a_request_in_flight_finish() {
     let mut mocked = Mocked::start(|_| {}).await;
     let order = Uuid::new_v4();
-    Mock::given(method("GET"))
-        .and(path(format!("/orders/{order}")))
+    Mock::given(method("POST"))
+        .and(path(format!("/internal/orders/{order}/payment")))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(order_envelope(order, 500, "pending"))
+                .set_body_json(order_envelope(order, 500, "pending", None))
                 .set_delay(Duration::from_millis(700)),
         )
         .mount(&mocked.order_service)

@@ -63,7 +63,8 @@ pub trait OrderApi {
     ///
     /// Replaces the item, quantity and price of a `pending` order and
     /// recomputes its total. An order that is already `paid` or `failed`
-    /// cannot change: `ORDER_NOT_PENDING` (409).
+    /// cannot change: `ORDER_NOT_PENDING` (409); nor can one whose payment
+    /// is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
     #[endpoint { method = PUT, path = "/orders/{orderId}", tags = ["orders"] }]
     async fn update_order(
         rqctx: RequestContext<Self::Context>,
@@ -75,7 +76,8 @@ pub trait OrderApi {
     ///
     /// Deletes a `pending` order and answers with it as it was. Later reads
     /// of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be
-    /// deleted: `ORDER_NOT_PENDING` (409).
+    /// deleted: `ORDER_NOT_PENDING` (409); nor can one whose payment is under
+    /// way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
     #[endpoint { method = DELETE, path = "/orders/{orderId}", tags = ["orders"] }]
     async fn delete_order(
         rqctx: RequestContext<Self::Context>,
@@ -91,11 +93,34 @@ pub trait OrderApi {
     /// (`AMOUNT_MISMATCH`, 409, otherwise); `failed` moves it to `failed`.
     /// Delivery is at-least-once, so the same report again answers 200 and
     /// changes nothing; a report that contradicts the settled order (the
-    /// other outcome, or another payment) is `ORDER_ALREADY_SETTLED` (409).
+    /// other outcome, or another payment) is `ORDER_ALREADY_SETTLED` (409),
+    /// and one for another payment than the one under way is
+    /// `ORDER_PAYMENT_IN_PROGRESS` (409).
     #[endpoint { method = POST, path = "/internal/payment-callback", tags = ["internal"] }]
     async fn payment_callback(
         rqctx: RequestContext<Self::Context>,
         body: SignedBody<PaymentCallback>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Start a payment for an order
+    ///
+    /// Called by payment-service before it records a payment, signed like
+    /// the outcome report (a missing, stale or invalid signature is
+    /// `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a
+    /// `pending` order whose `total_amount` equals `amount`, and answers with
+    /// the order, its `payment_id` now naming the payment. From then on the
+    /// order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409)
+    /// until the payment's outcome is reported, so the payment is always for
+    /// the order as it stands. Idempotent: attaching the same payment again
+    /// answers 200. Another payment already under way is
+    /// `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a
+    /// settled order is `ORDER_NOT_PENDING` (409); another total is
+    /// `AMOUNT_MISMATCH` (409); an unknown order is `ORDER_NOT_FOUND` (404).
+    #[endpoint { method = POST, path = "/internal/orders/{orderId}/payment", tags = ["internal"] }]
+    async fn attach_payment(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<OrderPath>,
+        body: SignedBody<PaymentAttachment>,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
 
     /// Liveness: the process is up and serving HTTP. Unpublished.
@@ -162,7 +187,9 @@ pub struct Order {
     pub total_amount: i64,
     /// Where the order is in its life cycle.
     pub status: OrderStatus,
-    /// The payment that settled the order; `null` while it is `pending`.
+    /// The payment under way for this order (attached when payment-service
+    /// accepted it) or the one that settled it; `null` while no payment has
+    /// started.
     pub payment_id: Option<Uuid>,
     /// When the order was created (RFC 3339).
     pub created_at: DateTime<Utc>,
@@ -175,7 +202,7 @@ pub struct Order {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Awaiting payment; the only state in which the order can be changed or deleted.
+    /// Awaiting payment; the only state in which the order can be changed or deleted, while no payment is under way.
     Pending,
     /// Paid in full.
     Paid,
@@ -292,6 +319,16 @@ pub struct PaymentCallback {
     /// How the payment ended.
     pub payment_status: PaymentOutcome,
     /// The amount paid in minor currency units; for `success` it must equal the order's `total_amount`.
+    pub amount: PositiveInt,
+}
+
+/// A payment payment-service is about to record for an order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentAttachment {
+    /// The payment's id, chosen by payment-service.
+    pub payment_id: Uuid,
+    /// The amount to be paid in minor currency units; it must equal the order's `total_amount`.
     pub amount: PositiveInt,
 }
 

@@ -5,7 +5,9 @@ use crate::ServiceContext;
 use crate::orders::{self, OrderError};
 use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody, Page, SignedBody};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
-use order_api::{ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentCallback};
+use order_api::{
+    ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentAttachment, PaymentCallback,
+};
 use service_support::operations;
 
 /// The implementation of [`OrderApi`], served by Dropshot.
@@ -109,6 +111,30 @@ impl OrderApi for OrderApiImpl {
                 "payment_id" => %report.payment_id,
                 "payment_status" => %report.payment_status);
             orders::settle(&context.store, &report)
+                .await
+                .map(Envelope::ok)
+        })
+        .await
+    }
+
+    async fn attach_payment(
+        rqctx: RequestContext<ServiceContext>,
+        path: Path<OrderPath>,
+        body: SignedBody<PaymentAttachment>,
+    ) -> Reply<Envelope<Order>> {
+        observed(&rqctx, async {
+            let context = rqctx.context();
+            // As for the callback: the signature first.
+            context
+                .verifier
+                .verify(body.bytes(), body.headers())
+                .map_err(OrderError::Unauthorized)?;
+            let attachment = body.parse().map_err(OrderError::InvalidBody)?;
+            let id = path.into_inner().order_id;
+            slog::info!(rqctx.log, "attaching a payment";
+                "order_id" => %id,
+                "payment_id" => %attachment.payment_id);
+            orders::attach_payment(&context.store, id, &attachment)
                 .await
                 .map(Envelope::ok)
         })

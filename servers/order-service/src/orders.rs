@@ -5,7 +5,9 @@ use crate::page_token::Cursor;
 use crate::store::OrderStore;
 use api_common::{ApiError, ErrorCode};
 use http::StatusCode;
-use order_api::{Order, OrderRequest, OrderStatus, PageLimit, PaymentCallback, PaymentOutcome};
+use order_api::{
+    Order, OrderRequest, OrderStatus, PageLimit, PaymentAttachment, PaymentCallback, PaymentOutcome,
+};
 use service_support::database::DbError;
 use uuid::Uuid;
 
@@ -16,6 +18,11 @@ pub enum OrderError {
     NotFound(Uuid),
     #[error("order {id} is {status}; only a pending order can be changed or deleted")]
     NotPending { id: Uuid, status: OrderStatus },
+    #[error(
+        "order {id} has payment {payment_id} under way; it cannot change until that payment \
+         succeeds or fails"
+    )]
+    PaymentInProgress { id: Uuid, payment_id: Uuid },
     #[error(
         "total_amount = price × quantity = {price} × {quantity} does not fit in a 64-bit integer; \
          lower the price or the quantity"
@@ -53,6 +60,9 @@ impl service_support::operations::ServiceError for OrderError {
         let (status, code) = match self {
             OrderError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
             OrderError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::OrderNotPending),
+            OrderError::PaymentInProgress { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::OrderPaymentInProgress)
+            }
             OrderError::TotalOverflow { .. } => {
                 (StatusCode::BAD_REQUEST, ErrorCode::TotalAmountOverflow)
             }
@@ -147,15 +157,50 @@ pub async fn delete(store: &OrderStore, id: Uuid) -> Result<Order, OrderError> {
     }
 }
 
-/// After a conditional change found no pending order: it is missing, or settled.
+/// After a conditional change found no pending order free to change: it
+/// is missing, settled, or has a payment under way.
 async fn why_not_pending(store: &OrderStore, id: Uuid) -> OrderError {
     match store.get(id).await {
         Ok(None) => OrderError::NotFound(id),
+        Ok(Some(Order {
+            status: OrderStatus::Pending,
+            payment_id: Some(payment_id),
+            ..
+        })) => OrderError::PaymentInProgress { id, payment_id },
         Ok(Some(order)) => OrderError::NotPending {
             id,
             status: order.status,
         },
         Err(error) => error.into(),
+    }
+}
+
+/// Attaches a payment about to be recorded to its order, which from then
+/// on cannot change until the outcome arrives. Idempotent for the same
+/// payment.
+pub async fn attach_payment(
+    store: &OrderStore,
+    id: Uuid,
+    attachment: &PaymentAttachment,
+) -> Result<Order, OrderError> {
+    let amount = attachment.amount.get();
+    if let Some(order) = store
+        .attach_payment(id, attachment.payment_id, amount)
+        .await?
+    {
+        return Ok(order);
+    }
+    let order = get(store, id).await?;
+    match (order.status, order.payment_id) {
+        (OrderStatus::Pending, Some(payment_id)) => {
+            Err(OrderError::PaymentInProgress { id, payment_id })
+        }
+        (OrderStatus::Pending, None) => Err(OrderError::AmountMismatch {
+            id,
+            total: order.total_amount,
+            amount,
+        }),
+        (status, _) => Err(OrderError::NotPending { id, status }),
     }
 }
 
@@ -177,11 +222,19 @@ pub async fn settle(store: &OrderStore, report: &PaymentCallback) -> Result<Orde
     // what this read sees is final unless the order is still pending.
     let order = get(store, report.order_id).await?;
     match order.status {
-        OrderStatus::Pending => Err(OrderError::AmountMismatch {
-            id: order.id,
-            total: order.total_amount,
-            amount,
-        }),
+        OrderStatus::Pending => match order.payment_id {
+            Some(payment_id) if payment_id != report.payment_id => {
+                Err(OrderError::PaymentInProgress {
+                    id: order.id,
+                    payment_id,
+                })
+            }
+            _ => Err(OrderError::AmountMismatch {
+                id: order.id,
+                total: order.total_amount,
+                amount,
+            }),
+        },
         status if status == target && order.payment_id == Some(report.payment_id) => Ok(order),
         status => Err(OrderError::AlreadySettled {
             id: order.id,

@@ -37,18 +37,27 @@ const GET: &str = concat!("SELECT ", columns!(), " FROM orders WHERE id = $1");
 const UPDATE_PENDING: &str = concat!(
     "UPDATE orders SET item_name = $2, quantity = $3, price = $4, total_amount = $5, \
      updated_at = clock_timestamp() \
-     WHERE id = $1 AND status = 'pending' RETURNING ",
+     WHERE id = $1 AND status = 'pending' AND payment_id IS NULL RETURNING ",
     columns!()
 );
 
 const DELETE_PENDING: &str = concat!(
-    "DELETE FROM orders WHERE id = $1 AND status = 'pending' RETURNING ",
+    "DELETE FROM orders WHERE id = $1 AND status = 'pending' AND payment_id IS NULL RETURNING ",
+    columns!()
+);
+
+const ATTACH_PAYMENT: &str = concat!(
+    "UPDATE orders SET payment_id = $2, \
+     updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
+     WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
+     AND (payment_id IS NULL OR payment_id = $2) RETURNING ",
     columns!()
 );
 
 const SETTLE_PENDING: &str = concat!(
     "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
-     WHERE id = $1 AND status = 'pending' AND ($2 <> 'paid' OR total_amount = $4) \
+     WHERE id = $1 AND status = 'pending' AND (payment_id IS NULL OR payment_id = $3) \
+     AND ($2 <> 'paid' OR total_amount = $4) \
      RETURNING ",
     columns!()
 );
@@ -102,7 +111,21 @@ impl OrderStore {
         self.query_opt(GET, &[&id]).await
     }
 
-    /// Replaces a pending order's fields; `None` if no pending order has this id.
+    /// Attaches `payment_id` to the pending order `id` of total `amount`,
+    /// unless another payment is attached; `None` if nothing matched. The
+    /// same payment again matches and changes nothing.
+    pub async fn attach_payment(
+        &self,
+        id: Uuid,
+        payment_id: Uuid,
+        amount: i64,
+    ) -> Result<Option<Order>, DbError> {
+        self.query_opt(ATTACH_PAYMENT, &[&id, &payment_id, &amount])
+            .await
+    }
+
+    /// Replaces the fields of a pending order with no payment under way;
+    /// `None` if there is no such order.
     pub async fn update_pending(
         &self,
         id: Uuid,
@@ -122,14 +145,16 @@ impl OrderStore {
         .await
     }
 
-    /// Deletes a pending order; `None` if no pending order has this id.
+    /// Deletes a pending order with no payment under way; `None` if there is
+    /// no such order.
     pub async fn delete_pending(&self, id: Uuid) -> Result<Option<Order>, DbError> {
         self.query_opt(DELETE_PENDING, &[&id]).await
     }
 
-    /// Settles a pending order as `outcome` by `payment_id`. A `paid`
-    /// outcome also requires the total to equal `amount`. `None` if no
-    /// pending order matched.
+    /// Settles a pending order as `outcome` by `payment_id`, which must be
+    /// the payment under way if one is attached. A `paid` outcome also
+    /// requires the total to equal `amount`. `None` if no pending order
+    /// matched.
     pub async fn settle_pending(
         &self,
         id: Uuid,

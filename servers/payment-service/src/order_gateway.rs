@@ -4,13 +4,17 @@
 
 use crate::config::OrderServiceSettings;
 use anyhow::Context;
-use order_client::types::Order;
+use order_client::types::{EnvelopeForOrder, Order, PaymentAttachment};
+use std::num::NonZeroU64;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("order-service has no order {0}")]
     OrderNotFound(Uuid),
+    /// order-service refused: the order cannot take this payment now.
+    #[error("{message}")]
+    Refused { code: String, message: String },
     /// Not reachable in time, or answered that it cannot serve now.
     #[error("order-service is unavailable: {0}")]
     Unavailable(String),
@@ -39,9 +43,46 @@ pub fn order_client(
 
 /// Fetches an order.
 pub async fn fetch_order(client: &order_client::Client, id: Uuid) -> Result<Order, GatewayError> {
+    answer(id, client.get_order(&id).await)
+}
+
+/// Asks order-service to attach payment `payment_id` of `amount` to order
+/// `id`, which then cannot change until the outcome is reported.
+pub async fn attach_payment(
+    client: &order_client::Client,
+    id: Uuid,
+    payment_id: Uuid,
+    amount: NonZeroU64,
+) -> Result<Order, GatewayError> {
+    let attachment = PaymentAttachment { payment_id, amount };
+    // One message id per payment: a retried attachment is the same message.
+    let message_id = format!("attach_{}", payment_id.simple());
+    answer(
+        id,
+        client.attach_payment(&id, &message_id, &attachment).await,
+    )
+}
+
+/// What an answer about order `id` means to payment-service.
+fn answer(
+    id: Uuid,
+    result: Result<
+        order_client::ResponseValue<EnvelopeForOrder>,
+        order_client::Error<order_client::types::ApiError>,
+    >,
+) -> Result<Order, GatewayError> {
     use order_client::Error;
-    match client.get_order(&id).await {
+    match result {
         Ok(response) => Ok(response.into_inner().data),
+        Err(Error::ErrorResponse(response))
+            if response.status() == reqwest::StatusCode::CONFLICT =>
+        {
+            let error = response.into_inner().data;
+            Err(GatewayError::Refused {
+                code: error.error_code,
+                message: error.message,
+            })
+        }
         Err(Error::ErrorResponse(response)) => {
             let status = response.status();
             let detail = format!(
@@ -52,7 +93,12 @@ pub async fn fetch_order(client: &order_client::Client, id: Uuid) -> Result<Orde
             );
             if status == reqwest::StatusCode::NOT_FOUND {
                 Err(GatewayError::OrderNotFound(id))
-            } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            } else if status.is_server_error()
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                // The services' secrets disagree (a rotation half done):
+                // operators fix it, and the same request then succeeds.
+                || status == reqwest::StatusCode::UNAUTHORIZED
+            {
                 Err(GatewayError::Unavailable(detail))
             } else {
                 Err(GatewayError::BadResponse(detail))

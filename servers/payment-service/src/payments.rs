@@ -9,6 +9,7 @@ use http::StatusCode;
 use order_client::types::{Order, OrderStatus};
 use payment_api::{Payment, PaymentRequest, PaymentStatus, Settlement};
 use service_support::database::DbError;
+use std::num::NonZeroU64;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -84,32 +85,65 @@ impl From<GatewayError> for PaymentError {
             GatewayError::BadResponse(_) => {
                 PaymentError::OrderServiceBadResponse(error.to_string())
             }
+            // Explained by `why_refused` where the order is at hand; a
+            // refusal that outlived its reason is worth a retry.
+            GatewayError::Refused { message, .. } => {
+                PaymentError::OrderServiceUnavailable(format!(
+                    "order-service refused the payment ({message}) but the order allows it now"
+                ))
+            }
         }
     }
 }
 
 /// Creates the order's payment, or returns the one it already has.
 ///
-/// The order is looked up first: a new payment (the usual case) then costs
-/// one statement. Only when the order cannot be paid now is its existing
-/// payment looked for, since a repeated create returns that payment even
-/// after the order has settled or gone.
+/// order-service first attaches the new payment's id to the order, checking
+/// that it is pending and costs `amount`; from then on the order cannot
+/// change or disappear until the outcome is reported, so the payment is
+/// always for the order as it stands. Then the payment is recorded under
+/// that id. A create that finds another payment attached adopts it: either
+/// it is recorded already (a repeated create returns it), or an earlier
+/// create stopped between the two steps and this one records it.
 pub async fn create(
     store: &PaymentStore,
     orders: &order_client::Client,
     request: &PaymentRequest,
 ) -> Result<Payment, PaymentError> {
-    let refusal = match order_gateway::fetch_order(orders, request.order_id).await {
-        Ok(order) => match payable(&order, request) {
-            Ok(()) => return insert(store, request).await,
-            Err(refusal) => refusal,
-        },
-        Err(error) => error.into(),
-    };
+    let amount = NonZeroU64::new(request.amount.get() as u64)
+        .ok_or_else(|| DbError::UnexpectedValue("a payment amount below 1".into()))?;
+    let payment_id = Uuid::new_v4();
+    let refusal: PaymentError =
+        match order_gateway::attach_payment(orders, request.order_id, payment_id, amount).await {
+            Ok(_) => return insert(store, payment_id, request).await,
+            Err(GatewayError::Refused { code, .. }) if code == "ORDER_PAYMENT_IN_PROGRESS" => {
+                return adopt(store, orders, request).await;
+            }
+            Err(GatewayError::Refused { .. }) => why_refused(orders, request).await,
+            Err(error) => error.into(),
+        };
+    // The order cannot take a payment now; if it has one, that is the answer.
     match store.get_by_order(request.order_id).await? {
         Some(existing) => Ok(existing),
         None => Err(refusal),
     }
+}
+
+/// Why order-service refused to attach the payment, stated with the
+/// order's figures: it is settled, or costs another amount.
+async fn why_refused(orders: &order_client::Client, request: &PaymentRequest) -> PaymentError {
+    let order = match order_gateway::fetch_order(orders, request.order_id).await {
+        Ok(order) => order,
+        Err(error) => return error.into(),
+    };
+    if let Err(refusal) = payable(&order, request) {
+        return refusal;
+    }
+    GatewayError::Refused {
+        code: String::new(),
+        message: format!("order {} changed meanwhile", order.id),
+    }
+    .into()
 }
 
 /// Whether `order` can be paid by `request`: pending, for its exact total.
@@ -131,10 +165,35 @@ fn payable(order: &Order, request: &PaymentRequest) -> Result<(), PaymentError> 
     Ok(())
 }
 
-async fn insert(store: &PaymentStore, request: &PaymentRequest) -> Result<Payment, PaymentError> {
-    match store.insert(request).await? {
+/// Another payment is under way for the order: the one recorded, or the one
+/// an interrupted create attached and never recorded, which is recorded now.
+async fn adopt(
+    store: &PaymentStore,
+    orders: &order_client::Client,
+    request: &PaymentRequest,
+) -> Result<Payment, PaymentError> {
+    if let Some(existing) = store.get_by_order(request.order_id).await? {
+        return Ok(existing);
+    }
+    let order = order_gateway::fetch_order(orders, request.order_id).await?;
+    let Some(attached) = order.payment_id else {
+        return Err(PaymentError::OrderServiceBadResponse(format!(
+            "order {} has a payment under way but names none",
+            order.id
+        )));
+    };
+    payable(&order, request)?;
+    insert(store, attached, request).await
+}
+
+async fn insert(
+    store: &PaymentStore,
+    id: Uuid,
+    request: &PaymentRequest,
+) -> Result<Payment, PaymentError> {
+    match store.insert(id, request).await? {
         Some(payment) => Ok(payment),
-        // A concurrent create won the race; its payment is the order's.
+        // A concurrent create recorded the order's payment first.
         None => store.get_by_order(request.order_id).await?.ok_or_else(|| {
             DbError::UnexpectedValue(format!("order {}'s payment vanished", request.order_id))
                 .into()

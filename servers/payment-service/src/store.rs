@@ -33,8 +33,8 @@ const GET_BY_ORDER: &str = concat!(
 );
 
 const INSERT: &str = concat!(
-    "WITH p AS (INSERT INTO payments (order_id, amount, provider) VALUES ($1, $2, $3) \
-     ON CONFLICT (order_id) DO NOTHING RETURNING *) \
+    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT DO NOTHING RETURNING *) \
      SELECT ",
     columns!(),
     " FROM p LEFT JOIN order_notifications n ON false"
@@ -75,12 +75,18 @@ impl PaymentStore {
         self.query_opt(GET_BY_ORDER, &[&order_id]).await
     }
 
-    /// Inserts a pending payment unless the order already has one; `None`
-    /// then. One statement, so racing creates cannot both insert.
-    pub async fn insert(&self, request: &PaymentRequest) -> Result<Option<Payment>, DbError> {
+    /// Inserts pending payment `id` unless the order already has a payment
+    /// (or this one is recorded); `None` then. One statement, so racing
+    /// creates cannot both insert.
+    pub async fn insert(
+        &self,
+        id: Uuid,
+        request: &PaymentRequest,
+    ) -> Result<Option<Payment>, DbError> {
         self.query_opt(
             INSERT,
             &[
+                &id,
                 &request.order_id,
                 &request.amount.get(),
                 &request.provider.as_str(),

@@ -1,0 +1,191 @@
+//! Money and orders never disagree: once payment-service accepts a payment,
+//! its order cannot change or disappear until the outcome arrives.
+
+use crate::{System, order_request, payment_request};
+use order_client::types::{OrderStatus, PaymentAttachment};
+use reqwest::StatusCode;
+use std::num::NonZeroU64;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The status and error code of an order-service refusal.
+fn refusal<T: std::fmt::Debug>(
+    result: Result<T, order_client::Error<order_client::types::ApiError>>,
+) -> (StatusCode, String, String) {
+    match result {
+        Err(order_client::Error::ErrorResponse(response)) => {
+            let status = response.status();
+            let error = response.into_inner().data;
+            (status, error.error_code, error.message)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_order_with_a_payment_under_way_cannot_change_or_disappear() {
+    let system = System::start().await;
+    let order = system.order(1, 500).await;
+    let payment = system.payment(&order).await;
+
+    // The two sequences that used to leave money taken for an order that
+    // says otherwise: change the total, or delete the order, then succeed.
+    let changed = system
+        .orders
+        .client
+        .update_order(&order.id, &order_request("Espresso machine", 3, 500))
+        .await;
+    let (status, code, message) = refusal(changed);
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "ORDER_PAYMENT_IN_PROGRESS")
+    );
+    assert!(message.contains(&payment.id.to_string()), "{message}");
+    let deleted = system.orders.client.delete_order(&order.id).await;
+    let (status, code, _) = refusal(deleted);
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "ORDER_PAYMENT_IN_PROGRESS")
+    );
+
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
+        .await;
+    let paid = system
+        .orders
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (paid.total_amount, paid.payment_id),
+        (500, Some(payment.id))
+    );
+    system.cleanup().await;
+}
+
+/// 50 changes and deletions race each payment's creation: either a change
+/// wins and the payment is refused, or the payment wins and every change is
+/// refused. Never both.
+#[tokio::test]
+async fn changes_racing_a_payments_creation_never_both_win() {
+    let system = System::start().await;
+    let (mut payments_won, mut changes_won) = (0_i64, 0);
+    // The changes start a little later each round, so that sometimes the
+    // payment (one hop further away) gets there first.
+    let head_starts = [0, 2, 5, 10, 20, 40];
+    for head_start in head_starts {
+        let order = system.order(1, 500).await;
+        let request = payment_request(order.id, 500);
+        let pay = system.payments.client.create_payment(&request);
+        let changes = (0..50).map(|i| {
+            let client = &system.orders.client;
+            let id = order.id;
+            async move {
+                tokio::time::sleep(Duration::from_millis(head_start)).await;
+                if i % 2 == 0 {
+                    client
+                        .update_order(&id, &order_request("Espresso machine", 2, 500))
+                        .await
+                        .map(|r| r.status())
+                } else {
+                    client.delete_order(&id).await.map(|r| r.status())
+                }
+            }
+        });
+        let (paid, changed) = tokio::join!(pay, futures::future::join_all(changes));
+        let changes_ok = changed.iter().filter(|r| r.is_ok()).count();
+        match paid {
+            Ok(payment) => {
+                payments_won += 1;
+                let payment = payment.into_inner().data;
+                assert_eq!(changes_ok, 0, "a change won beside payment {}", payment.id);
+                for refused in changed {
+                    let (status, code, _) = refusal(refused);
+                    assert_eq!(
+                        (status, code.as_str()),
+                        (StatusCode::CONFLICT, "ORDER_PAYMENT_IN_PROGRESS")
+                    );
+                }
+                let now = system
+                    .orders
+                    .client
+                    .get_order(&order.id)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .data;
+                assert_eq!((now.total_amount, now.payment_id), (500, Some(payment.id)));
+            }
+            Err(refused) => {
+                changes_won += 1;
+                assert!(changes_ok > 0, "neither won: {refused:?}");
+                let status = refused.status();
+                assert!(
+                    matches!(
+                        status,
+                        Some(StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND)
+                    ),
+                    "the payment is refused as mismatched or for a deleted order: {refused:?}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "payment won {payments_won}, changes won {changes_won} of {} races",
+        head_starts.len()
+    );
+    let payments = system.payments.payment_count().await;
+    assert_eq!(payments, payments_won, "no payment beside a winning change");
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_create_interrupted_after_attaching_is_completed_by_the_next() {
+    let system = System::start().await;
+    let order = system.order(2, 250).await;
+    // What payment-service does first, as if it then died before recording
+    // the payment.
+    let attached = Uuid::new_v4();
+    let signed = order_client::Client::new(
+        &system.orders.url(""),
+        order_client::ClientContext::with_callback_secret(system.orders.secret()),
+    );
+    signed
+        .attach_payment(
+            &order.id,
+            &format!("attach_{}", attached.simple()),
+            &PaymentAttachment {
+                payment_id: attached,
+                amount: NonZeroU64::new(500).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+
+    let payment = system.payment(&order).await;
+
+    assert_eq!(
+        payment.id, attached,
+        "the next create records the attached payment"
+    );
+    assert_eq!(system.payments.payment_count().await, 1);
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
+        .await;
+    system.cleanup().await;
+}

@@ -1,0 +1,183 @@
+//! A payment under way: payment-service attaches it to its order (signed,
+//! idempotent) before recording it; the order then cannot change or
+//! disappear, and only that payment's outcome settles it.
+
+use crate::{error_body, order_request};
+use harness::order_service::OrderServiceTest;
+use order_client::types::{Order, OrderStatus, PaymentAttachment, PaymentCallback, PaymentOutcome};
+use reqwest::StatusCode;
+use std::num::NonZeroU64;
+use uuid::Uuid;
+
+fn attachment(payment_id: Uuid, amount: u64) -> PaymentAttachment {
+    PaymentAttachment {
+        payment_id,
+        amount: NonZeroU64::new(amount).unwrap(),
+    }
+}
+
+/// A refusal's status, error code and message.
+fn refused<T: std::fmt::Debug>(
+    result: Result<T, order_client::Error<order_client::types::ApiError>>,
+) -> (StatusCode, String, String) {
+    let (status, error) = error_body(result);
+    (status, error.data.error_code, error.data.message)
+}
+
+async fn attach(
+    test: &OrderServiceTest<'_>,
+    order: Uuid,
+    payment: Uuid,
+    amount: u64,
+) -> Result<Order, (StatusCode, String, String)> {
+    let message_id = format!("attach_{}", payment.simple());
+    match test
+        .client
+        .attach_payment(&order, &message_id, &attachment(payment, amount))
+        .await
+    {
+        Ok(response) => Ok(response.into_inner().data),
+        refusal => Err(refused(refusal)),
+    }
+}
+
+async fn pending_order(test: &OrderServiceTest<'_>) -> Order {
+    test.client
+        .create_order(&order_request("Chair", 2, 3_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .data
+}
+
+#[tokio::test]
+async fn an_attached_payment_freezes_the_order_until_its_own_outcome() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let payment = Uuid::new_v4();
+
+    let attached = attach(&test, order.id, payment, 6_000).await.unwrap();
+    assert_eq!(
+        (attached.status, attached.payment_id),
+        (OrderStatus::Pending, Some(payment))
+    );
+    let again = attach(&test, order.id, payment, 6_000).await.unwrap();
+    assert_eq!(
+        again.updated_at, attached.updated_at,
+        "the same payment again changes nothing"
+    );
+
+    let in_progress = (StatusCode::CONFLICT, "ORDER_PAYMENT_IN_PROGRESS");
+    let (status, code, message) = refused(
+        test.client
+            .update_order(&order.id, &order_request("Chair", 3, 3_000))
+            .await,
+    );
+    assert_eq!((status, code.as_str()), in_progress);
+    assert!(message.contains(&payment.to_string()), "{message}");
+    let (status, code, _) = refused(test.client.delete_order(&order.id).await);
+    assert_eq!((status, code.as_str()), in_progress);
+    let other = Uuid::new_v4();
+    let (status, code, message) = attach(&test, order.id, other, 6_000).await.unwrap_err();
+    assert_eq!((status, code.as_str()), in_progress);
+    assert!(
+        message.contains(&payment.to_string()),
+        "names the one under way: {message}"
+    );
+
+    let report = |payment_id| PaymentCallback {
+        order_id: order.id,
+        payment_id,
+        payment_status: PaymentOutcome::Success,
+        amount: NonZeroU64::new(6_000).unwrap(),
+    };
+    let (status, code, _) = refused(
+        test.client
+            .payment_callback("msg_other", &report(other))
+            .await,
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        in_progress,
+        "only its own payment settles it"
+    );
+    let unchanged = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (
+            unchanged.status,
+            unchanged.total_amount,
+            unchanged.payment_id
+        ),
+        (OrderStatus::Pending, 6_000, Some(payment))
+    );
+
+    let paid = test
+        .client
+        .payment_callback("msg_own", &report(payment))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (paid.status, paid.payment_id),
+        (OrderStatus::Paid, Some(payment))
+    );
+    let (status, code, _) = attach(&test, order.id, payment, 6_000).await.unwrap_err();
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "ORDER_NOT_PENDING")
+    );
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_attachment_for_another_total_an_unknown_order_or_unsigned_is_refused() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+
+    let (status, code, message) = attach(&test, order.id, Uuid::new_v4(), 5_999)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "AMOUNT_MISMATCH")
+    );
+    assert!(
+        message.contains("5999") && message.contains("6000"),
+        "{message}"
+    );
+    let (status, code, _) = attach(&test, Uuid::new_v4(), Uuid::new_v4(), 6_000)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND")
+    );
+    let unsigned = order_client::Client::new(&test.url(""), order_client::ClientContext::default());
+    let (status, code, _) = refused(
+        unsigned
+            .attach_payment(&order.id, "attach_x", &attachment(Uuid::new_v4(), 6_000))
+            .await,
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
+
+    // Refused attachments leave the order free to change.
+    let changed = test
+        .client
+        .update_order(&order.id, &order_request("Chair", 1, 3_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!((changed.total_amount, changed.payment_id), (3_000, None));
+    test.cleanup().await;
+}
