@@ -27,6 +27,7 @@ fn every_operation_has_one_tag_a_summary_and_a_unique_id() {
         ("PUT", "/orders/{orderId}", "orders"),
         ("DELETE", "/orders/{orderId}", "orders"),
         ("POST", "/internal/payment-callback", "internal"),
+        ("POST", "/internal/orders/{orderId}/payment", "internal"),
         ("POST", "/payments", "payments"),
         ("GET", "/payments/{paymentId}", "payments"),
         ("PUT", "/payments/success/{paymentId}", "payments"),
