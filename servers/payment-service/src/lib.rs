@@ -107,7 +107,10 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     delivery_metrics.register(&metrics);
     let dispatcher_running = Arc::new(AtomicBool::new(false));
     let dispatcher = Dispatcher {
-        outbox: Outbox::new(db.clone()),
+        // Claims and delivery records need not wait for the disk: a lost one
+        // is redone (see `Database::without_flush_wait`). Recording the
+        // outcome, in the settlement's own statement, stays durable.
+        outbox: Outbox::new(Database::without_flush_wait(&settings.database)?),
         client: orders.clone(),
         settings: settings.delivery.clone(),
         instance: instance.clone(),

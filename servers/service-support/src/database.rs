@@ -196,8 +196,26 @@ impl Database {
     /// Builds the pool. Connections are opened on first use, so this
     /// succeeds while the database is down.
     pub fn new(settings: &DatabaseSettings) -> anyhow::Result<Database> {
+        Database::with_config(settings, settings.pg_config()?)
+    }
+
+    /// A pool whose commits do not wait for the disk
+    /// (`synchronous_commit = off`), for work that is redone if a crash loses
+    /// it, such as an outbox's claims and delivery records: a lost one only
+    /// means an outcome is delivered again, which its receiver ignores. The
+    /// commit still orders after every durable one before it.
+    pub fn without_flush_wait(settings: &DatabaseSettings) -> anyhow::Result<Database> {
+        let mut config = settings.pg_config()?;
+        config.options("-c synchronous_commit=off");
+        Database::with_config(settings, config)
+    }
+
+    fn with_config(
+        settings: &DatabaseSettings,
+        config: tokio_postgres::Config,
+    ) -> anyhow::Result<Database> {
         let manager = Manager::from_config(
-            settings.pg_config()?,
+            config,
             NoTls,
             // Fast: a checkout costs no round trip. A connection whose
             // session ended (a database restart closes them all) is already

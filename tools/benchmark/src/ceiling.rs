@@ -64,6 +64,27 @@ pub fn create_payment() -> Script {
     }
 }
 
+/// The attachment `POST /payments` asks order-service for, on orders of
+/// each client's own run, so none is attached twice.
+pub fn attach_payment(stride: u64) -> Script {
+    let n = format!(
+        "({} + :client_id * {stride} + :i)",
+        seed::CEILING_PAYABLE_FROM
+    );
+    Script {
+        database: "order_db",
+        text: format!(
+            "\\set i :i + 1\n\
+             UPDATE orders SET payment_id = gen_random_uuid(), \
+             updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
+             WHERE id = {} AND status = 'pending' AND total_amount = {} \
+             AND payment_id IS NULL RETURNING {ORDER_COLUMNS};\n",
+            seed::order_id_sql(&n),
+            seed::TOTAL
+        ),
+    }
+}
+
 /// Each client settles its own run of payments, so none is settled twice.
 pub fn settle_payment(stride: u64) -> Script {
     let n = format!(

@@ -11,6 +11,8 @@ pub const PAYABLE_FROM: u64 = 10_000_000;
 pub const SETTLEABLE_FROM: u64 = 20_000_000;
 /// Pending payments that pgbench settles, `:client_id × stride` apart.
 pub const CEILING_SETTLEABLE_FROM: u64 = 30_000_000;
+/// Pending orders that pgbench attaches payments to, `:client_id × stride` apart.
+pub const CEILING_PAYABLE_FROM: u64 = 40_000_000;
 
 /// Every order row costs this much: 2 × 250.
 pub const TOTAL: i64 = 500;
