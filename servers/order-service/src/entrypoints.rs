@@ -93,13 +93,7 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            // The signature comes first: an unauthenticated caller learns
-            // nothing, not even whether its body would parse.
-            context
-                .verifier
-                .verify(body.bytes(), body.headers())
-                .map_err(OrderError::Unauthorized)?;
-            let report = body.parse().map_err(OrderError::InvalidBody)?;
+            let report = verified(context, &body)?;
             let webhook_id = body
                 .headers()
                 .get("webhook-id")
@@ -124,12 +118,7 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            // As for the callback: the signature first.
-            context
-                .verifier
-                .verify(body.bytes(), body.headers())
-                .map_err(OrderError::Unauthorized)?;
-            let attachment = body.parse().map_err(OrderError::InvalidBody)?;
+            let attachment = verified(context, &body)?;
             let id = path.into_inner().order_id;
             slog::info!(rqctx.log, "attaching a payment";
                 "order_id" => %id,
@@ -169,6 +158,20 @@ impl OrderApi for OrderApiImpl {
     ) -> Result<http::Response<dropshot::Body>, ApiError> {
         rqctx.context().docs.page(&path.into_inner().path)
     }
+}
+
+/// The body of a signed internal call, once its signature is verified. The
+/// signature comes first: an unauthenticated caller learns nothing, not
+/// even whether its body would parse.
+fn verified<T: serde::de::DeserializeOwned>(
+    context: &ServiceContext,
+    body: &SignedBody<T>,
+) -> Result<T, OrderError> {
+    context
+        .verifier
+        .verify(body.bytes(), body.headers())
+        .map_err(OrderError::Unauthorized)?;
+    body.parse().map_err(OrderError::InvalidBody)
 }
 
 /// Runs a handler's work through [`operations::observed`].

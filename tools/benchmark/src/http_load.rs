@@ -72,29 +72,33 @@ pub fn list_orders() -> Load {
 
 /// Pays the seeded orders from `first` on, each once.
 pub fn create_payment(first: u64, stride: u64) -> Load {
-    Load {
-        path: "/payments".into(),
-        script: format!(
-            r#"{IDS}
-local n
-function init(args)
-  n = {first} + tid * {stride}
-end
-function request()
-  n = n + 1
-  local body = '{{"order_id":"' .. uuid("", n) .. '","amount":{total},"provider":"bench"}}'
-  return wrk.format("POST", "/payments", {{["Content-Type"] = "application/json"}}, body)
-end
-"#,
-            total = seed::TOTAL
+    each_row_once(
+        "/payments",
+        first,
+        stride,
+        &format!(
+            r#"local body = '{{"order_id":"' .. uuid("", n) .. '","amount":{},"provider":"bench"}}'
+  return wrk.format("POST", "/payments", {{["Content-Type"] = "application/json"}}, body)"#,
+            seed::TOTAL
         ),
-    }
+    )
 }
 
 /// Settles the seeded payments from `first` on as successful, each once.
 pub fn settle_payment(first: u64, stride: u64) -> Load {
+    each_row_once(
+        "/payments/success",
+        first,
+        stride,
+        r#"return wrk.format("PUT", "/payments/success/" .. uuid("b", n))"#,
+    )
+}
+
+/// A script whose every request works on the next row `n` of its thread's
+/// run, with `request` the Lua that builds the request from `n`.
+fn each_row_once(path: &str, first: u64, stride: u64, request: &str) -> Load {
     Load {
-        path: "/payments/success".into(),
+        path: path.into(),
         script: format!(
             r#"{IDS}
 local n
@@ -103,7 +107,7 @@ function init(args)
 end
 function request()
   n = n + 1
-  return wrk.format("PUT", "/payments/success/" .. uuid("b", n))
+  {request}
 end
 "#
         ),

@@ -107,6 +107,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// How the two service binaries are run: production log level, the
+/// database's pool size, a shared callback secret.
+struct Services<'a> {
+    bin_dir: &'a std::path::Path,
+    log_dir: &'a std::path::Path,
+    cluster: &'a Cluster,
+    secret: String,
+    pool_size: usize,
+}
+
+impl Services<'_> {
+    /// Starts order-service, then payment-service pointing at it.
+    fn start(&self) -> anyhow::Result<(Service, Service)> {
+        let environment = |database: &str| {
+            vec![
+                ("DATABASE_URL", self.cluster.connection_string(database)),
+                ("PORT", "0".to_string()),
+                ("LOG_LEVEL", "info".to_string()),
+                ("DB_POOL_SIZE", self.pool_size.to_string()),
+                ("PAYMENT_CALLBACK_SECRET", self.secret.clone()),
+            ]
+        };
+        let orders = Service::start(
+            "order-service",
+            self.bin_dir,
+            self.log_dir,
+            &environment("order_db"),
+        )?;
+        let mut payments = environment("payment_db");
+        payments.push(("ORDER_SERVICE_URL", orders.url()));
+        let payments = Service::start("payment-service", self.bin_dir, self.log_dir, &payments)?;
+        Ok((orders, payments))
+    }
+}
+
 /// One row of the table.
 struct Row {
     operation: &'static str,
@@ -134,29 +169,17 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     for database in ["order_db", "payment_db"] {
         cluster.create_database(database, None).await?;
     }
-    let secret = harness::webhook::new_secret();
-    let base_environment = |database: &str| {
-        vec![
-            ("DATABASE_URL", cluster.connection_string(database)),
-            ("PORT", "0".to_string()),
-            ("LOG_LEVEL", "info".to_string()),
-            ("DB_POOL_SIZE", options.pool_size.to_string()),
-            ("PAYMENT_CALLBACK_SECRET", secret.clone()),
-        ]
+    let services = Services {
+        bin_dir: &bin_dir,
+        log_dir: &work_dir,
+        cluster: &cluster,
+        secret: harness::webhook::new_secret(),
+        pool_size: options.pool_size,
     };
 
     // Migrated by the services themselves; started once to create the
     // schema, stopped while the database is measured alone.
-    let order_service = Service::start(
-        "order-service",
-        &bin_dir,
-        &work_dir,
-        &base_environment("order_db"),
-    )?;
-    let mut payment_environment = base_environment("payment_db");
-    payment_environment.push(("ORDER_SERVICE_URL", order_service.url()));
-    let payment_service =
-        Service::start("payment-service", &bin_dir, &work_dir, &payment_environment)?;
+    let (order_service, payment_service) = services.start()?;
     payment_service.stop();
     order_service.stop();
 
@@ -246,16 +269,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         .await?;
     payments_db.batch_execute("VACUUM ANALYZE").await?;
 
-    let order_service = Service::start(
-        "order-service",
-        &bin_dir,
-        &work_dir,
-        &base_environment("order_db"),
-    )?;
-    let mut payment_environment = base_environment("payment_db");
-    payment_environment.push(("ORDER_SERVICE_URL", order_service.url()));
-    let payment_service =
-        Service::start("payment-service", &bin_dir, &work_dir, &payment_environment)?;
+    let (order_service, payment_service) = services.start()?;
     let idle = (order_service.rss()?, payment_service.rss()?);
 
     let loads = [
