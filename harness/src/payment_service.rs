@@ -220,6 +220,7 @@ pub fn settings_for(
         port: 0,
         max_body_bytes: 16 * 1024,
         log_level: "debug".to_string(),
+        expiry_secs: 3600,
         order_service: OrderServiceSettings {
             url: order_service_url.to_string(),
             timeout_ms: 1000,

@@ -1,5 +1,6 @@
 //! Money and orders never disagree: once payment-service accepts a payment,
-//! its order cannot change or disappear until the outcome arrives.
+//! its order cannot change or disappear until the outcome arrives, and a
+//! payment nobody settles expires and fails its order.
 
 use crate::{System, order_request, payment_request};
 use order_client::types::{OrderStatus, PaymentAttachment};
@@ -187,5 +188,52 @@ async fn a_create_interrupted_after_attaching_is_completed_by_the_next() {
     system
         .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
         .await;
+    system.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_payment_nobody_settles_expires_and_fails_its_order() {
+    let system = System::start_with(|s| s.expiry_secs = 1).await;
+    let order = system.order(1, 500).await;
+    let payment = system.payment(&order).await;
+
+    system
+        .wait_for_order(order.id, OrderStatus::Failed, Duration::from_secs(10))
+        .await;
+
+    let expired = system
+        .payments
+        .client
+        .get_payment(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(expired.status, payment_client::types::PaymentStatus::Failed);
+    assert_eq!(expired.paid_at, None);
+    let settle = system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await;
+    match settle {
+        Err(payment_client::Error::ErrorResponse(response)) => {
+            assert_eq!(response.status(), StatusCode::CONFLICT);
+            assert_eq!(response.into_inner().data.error_code, "PAYMENT_NOT_PENDING");
+        }
+        other => panic!("an expired payment cannot succeed: {other:?}"),
+    }
+    let failed = system
+        .orders
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (failed.status, failed.payment_id),
+        (OrderStatus::Failed, Some(payment.id))
+    );
     system.cleanup().await;
 }

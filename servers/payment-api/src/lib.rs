@@ -28,14 +28,18 @@ pub trait PaymentApi {
 
     /// Create a payment for an order
     ///
-    /// Creates a `pending` payment after checking with order-service that the
-    /// order exists (`ORDER_NOT_FOUND`, 404), is `pending` (`ORDER_NOT_PENDING`,
-    /// 409) and that `amount` equals its `total_amount` (`AMOUNT_MISMATCH`,
-    /// 400). An order has at most one payment: creating one again answers 200
-    /// with the existing payment. If order-service cannot be reached in time
-    /// the answer is `ORDER_SERVICE_UNAVAILABLE` (503), and if it answers
-    /// something unreadable, `ORDER_SERVICE_BAD_RESPONSE` (502); either way
-    /// nothing is created.
+    /// Creates a `pending` payment after order-service has attached it to the
+    /// order, which requires the order to exist (`ORDER_NOT_FOUND`, 404), be
+    /// `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount`
+    /// (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or
+    /// deleted until the payment succeeds or fails. An order has at most one
+    /// payment: creating one again answers 200 with the existing payment. A
+    /// payment nobody settles expires after 24 hours (the service's
+    /// `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If
+    /// order-service cannot be reached in time the answer is
+    /// `ORDER_SERVICE_UNAVAILABLE` (503), and if it answers something
+    /// unreadable, `ORDER_SERVICE_BAD_RESPONSE` (502); either way nothing is
+    /// created.
     #[endpoint { method = POST, path = "/payments", tags = ["payments"] }]
     async fn create_payment(
         rqctx: RequestContext<Self::Context>,
@@ -227,7 +231,7 @@ pub enum PaymentStatus {
     Pending,
     /// The payment went through.
     Success,
-    /// The payment failed.
+    /// The payment failed, or expired unsettled.
     Failed,
 }
 

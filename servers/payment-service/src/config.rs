@@ -28,6 +28,9 @@ pub struct Settings {
     /// Log level: trace, debug, info, warn, error or critical.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Seconds after which a payment nobody settled expires: it becomes `failed`, and so does its order, which is free no longer.
+    #[arg(long, env = "PAYMENT_EXPIRY_SECS", default_value_t = 24 * 3600)]
+    pub expiry_secs: u64,
     #[command(flatten)]
     pub order_service: OrderServiceSettings,
     #[command(flatten)]
@@ -129,6 +132,7 @@ impl std::fmt::Debug for Settings {
             .field("database", &self.database)
             .field("listen_addr", &self.listen_addr)
             .field("port", &self.port)
+            .field("expiry_secs", &self.expiry_secs)
             .field("order_service_url", &self.order_service.url)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()
@@ -151,6 +155,7 @@ mod tests {
         assert_eq!(settings.database.name, "payment_db");
         assert_eq!(settings.port, 8081);
         assert_eq!(settings.delivery.retry_window_secs, 259_200);
+        assert_eq!(settings.expiry_secs, 86_400);
         assert!(settings.command.is_none());
     }
 }

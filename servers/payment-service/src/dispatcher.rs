@@ -124,6 +124,16 @@ impl DispatcherHandle {
         self.wakeup.clone()
     }
 
+    /// Turns true when the dispatcher is told to stop.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// A task that stops with the dispatcher, and is waited for with it.
+    pub fn add_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Stops claiming, lets deliveries in flight finish, and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

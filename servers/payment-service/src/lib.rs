@@ -8,10 +8,12 @@
 //! - `store`: the payments' SQL, and the settlement + outbox transaction.
 //! - `outbox`: claiming outcomes for delivery and recording attempts.
 //! - `dispatcher`: delivering outcomes, with wake-ups, retries and leases.
+//! - `expiry`: failing payments nobody settled in time.
 
 mod config;
 mod dispatcher;
 mod entrypoints;
+mod expiry;
 mod order_gateway;
 mod outbox;
 mod payments;
@@ -22,6 +24,7 @@ pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
 use anyhow::{Context, anyhow};
 use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle, Wakeup};
 use dropshot::{HttpServer, ServerBuilder};
+use expiry::Expiry;
 use outbox::Outbox;
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
@@ -106,7 +109,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     let delivery_metrics = DeliveryMetrics::default();
     delivery_metrics.register(&metrics);
     let dispatcher_running = Arc::new(AtomicBool::new(false));
-    let dispatcher = Dispatcher {
+    let mut dispatcher = Dispatcher {
         // Claims and delivery records need not wait for the disk: a lost one
         // is redone (see `Database::without_flush_wait`). Recording the
         // outcome, in the settlement's own statement, stays durable.
@@ -119,6 +122,15 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         running: dispatcher_running.clone(),
     }
     .spawn(settings.database.pg_config()?);
+    let expiry = Expiry {
+        store: PaymentStore::new(db.clone()),
+        after: Duration::from_secs(settings.expiry_secs),
+        retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
+        wakeup: dispatcher.wakeup(),
+        log: log.new(slog::o!("component" => "expiry")),
+    }
+    .spawn(dispatcher.stopped());
+    dispatcher.add_task(expiry);
 
     let api = payment_api::payment_api_mod::api_description::<entrypoints::PaymentApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;

@@ -57,6 +57,21 @@ const SETTLE_PENDING: &str = concat!(
     " FROM p JOIN n ON n.payment_id = p.id"
 );
 
+/// Fails up to $2 payments pending for longer than $1 seconds, recording
+/// each outcome for order-service as a settlement does, in one statement.
+const EXPIRE_STALE: &str = "WITH p AS (UPDATE payments SET status = 'failed', \
+         updated_at = clock_timestamp() \
+         WHERE id = ANY(ARRAY(SELECT id FROM payments WHERE status = 'pending' \
+             AND created_at < now() - $1 * interval '1 second' \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+         AND status = 'pending' RETURNING *), \
+     n AS (INSERT INTO order_notifications \
+         (payment_id, webhook_id, order_id, outcome, amount, give_up_at) \
+         SELECT id, 'msg_' || replace(id::text, '-', ''), order_id, status, amount, \
+             clock_timestamp() + $3 * interval '1 millisecond' FROM p \
+         RETURNING payment_id) \
+     SELECT payment_id FROM n";
+
 #[derive(Clone)]
 pub struct PaymentStore {
     db: Database,
@@ -115,6 +130,23 @@ impl PaymentStore {
             &[&id, &status, &webhook_id, &window_ms, &request_id],
         )
         .await
+    }
+
+    /// Fails up to `limit` payments pending for longer than `after` and
+    /// records their outcomes; returns their ids.
+    pub async fn expire_stale(
+        &self,
+        after: Duration,
+        limit: i64,
+        retry_window: Duration,
+    ) -> Result<Vec<Uuid>, DbError> {
+        let after_secs = after.as_secs_f64();
+        let window_ms = retry_window.as_millis() as f64;
+        self.db
+            .query(EXPIRE_STALE, &[&after_secs, &limit, &window_ms], |row| {
+                Ok(row.try_get(0)?)
+            })
+            .await
     }
 
     async fn query_opt(
