@@ -237,3 +237,90 @@ async fn a_payment_nobody_settles_expires_and_fails_its_order() {
     );
     system.cleanup().await;
 }
+
+/// `payment-service reconcile`, as an operator runs it.
+async fn reconcile(system: &System) -> String {
+    payment_service::run_command(
+        system.payments.settings(),
+        &payment_service::Command::Reconcile,
+        &harness::test_logger("reconcile"),
+    )
+    .await
+    .expect("reconcile runs")
+}
+
+#[tokio::test]
+async fn reconciliation_reports_nothing_until_the_services_are_made_to_disagree() {
+    let system = System::start().await;
+    let order = system.order(1, 500).await;
+    let payment = system.payment(&order).await;
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    system
+        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
+        .await;
+    let report = reconcile(&system).await;
+    assert!(
+        report.ends_with("\n0 payment(s) whose outcome order-service has not taken"),
+        "{report}"
+    );
+
+    // Behind order-service's back, an order with a payment under way goes.
+    let order = system.order(1, 700).await;
+    let payment = system.payment(&order).await;
+    system
+        .orders
+        .database()
+        .await
+        .execute("DELETE FROM orders WHERE id = $1", &[&order.id])
+        .await
+        .unwrap();
+    system
+        .payments
+        .client
+        .mark_payment_success(&payment.id)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while system
+        .payments
+        .client
+        .get_payment(&payment.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data
+        .order_notification
+        != payment_client::types::OrderNotification::Rejected
+    {
+        assert!(std::time::Instant::now() < deadline, "never rejected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let report = reconcile(&system).await;
+    let line = report
+        .lines()
+        .find(|line| line.starts_with(&payment.id.to_string()))
+        .unwrap_or_else(|| panic!("payment {} not reported:\n{report}", payment.id));
+    assert!(
+        line.contains("\trejected\t") && line.contains("ORDER_NOT_FOUND"),
+        "{line}"
+    );
+    assert!(report.ends_with("\n1 payment(s) whose outcome order-service has not taken"));
+    let metrics = system
+        .payments
+        .http
+        .get(system.payments.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("callback_disagreements 1"), "{metrics}");
+    system.cleanup().await;
+}

@@ -25,6 +25,6 @@ async fn the_docs_page_renders_every_order_service_operation() {
     .unwrap()
     .unwrap();
 
-    assert_eq!(rendered.len(), 6);
+    assert_eq!(rendered.len(), 7);
     test.cleanup().await;
 }

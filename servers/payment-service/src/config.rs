@@ -110,6 +110,11 @@ pub struct DeliverySettings {
 pub enum Command {
     /// Print how many outcomes are in each delivery state.
     Notifications,
+    /// List every outcome order-service refused (`rejected`), never
+    /// acknowledged within its retry window (`dead_letter`), or has not
+    /// acknowledged for five minutes (`pending`), with the last reason: the
+    /// payments on which the two services may disagree.
+    Reconcile,
     /// Deliver dead-lettered or rejected outcomes again, from now on with a fresh retry window.
     Replay {
         /// The payments whose outcome to replay; all dead letters and rejections if none are given.

@@ -58,6 +58,8 @@ pub struct DeliveryMetrics {
     dead_letters: Counter,
     /// Set at scrape time.
     pub backlog: Gauge,
+    /// Outcomes order-service refused or never acknowledged; set at scrape time.
+    pub disagreements: Gauge,
 }
 
 impl DeliveryMetrics {
@@ -91,6 +93,11 @@ impl DeliveryMetrics {
             "callback_backlog",
             "Outcomes waiting for delivery",
             self.backlog.clone(),
+        );
+        metrics.register(
+            "callback_disagreements",
+            "Outcomes order-service refused or never acknowledged in their retry window (see payment-service reconcile)",
+            self.disagreements.clone(),
         );
     }
 }

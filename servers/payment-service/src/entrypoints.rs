@@ -87,6 +87,9 @@ impl PaymentApi for PaymentApiImpl {
         if let Ok(backlog) = context.outbox.backlog().await {
             context.delivery_metrics.backlog.set(backlog);
         }
+        if let Ok(disagreements) = context.outbox.disagreement_count().await {
+            context.delivery_metrics.disagreements.set(disagreements);
+        }
         operations::metrics_response(&context.metrics, &context.db)
     }
 

@@ -165,6 +165,10 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     Ok(PaymentService { server, dispatcher })
 }
 
+/// How long an outcome may wait for order-service's acknowledgement before
+/// reconciliation lists it (its retries go on).
+const UNACKNOWLEDGED_AFTER: Duration = Duration::from_secs(300);
+
 /// Runs an operator command against the database.
 pub async fn run_command(
     settings: &Settings,
@@ -181,6 +185,20 @@ pub async fn run_command(
                 .map(|(state, count)| format!("{state}\t{count}"))
                 .collect::<Vec<_>>()
                 .join("\n"))
+        }
+        Command::Reconcile => {
+            let found = outbox.disagreements(UNACKNOWLEDGED_AFTER).await?;
+            let mut report = String::from(
+                "payment_id\torder_id\toutcome\tstate\tattempts\trecorded_at\treason\n",
+            );
+            for disagreement in &found {
+                report.push_str(&format!("{disagreement}\n"));
+            }
+            report.push_str(&format!(
+                "{} payment(s) whose outcome order-service has not taken",
+                found.len()
+            ));
+            Ok(report)
         }
         Command::Replay { payment_ids } => {
             let window = Duration::from_secs(settings.delivery.retry_window_secs);

@@ -24,6 +24,36 @@ pub struct Claimed {
     pub request_id: Option<String>,
 }
 
+/// A payment's outcome order-service has not taken: where the two services
+/// may disagree.
+#[derive(Debug)]
+pub struct Disagreement {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub outcome: String,
+    pub state: String,
+    pub attempts: i32,
+    /// The last attempt's error, or order-service's refusal.
+    pub reason: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.payment_id,
+            self.order_id,
+            self.outcome,
+            self.state,
+            self.attempts,
+            self.recorded_at.to_rfc3339(),
+            self.reason
+        )
+    }
+}
+
 /// What an attempt came to.
 #[derive(Debug)]
 pub enum Attempt {
@@ -143,6 +173,50 @@ impl Outbox {
         self.db
             .query_opt(
                 "SELECT count(*) FROM order_notifications WHERE state = 'pending'",
+                &[],
+                |row| Ok(row.try_get(0)?),
+            )
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Outcomes order-service refused or has not acknowledged: rejected,
+    /// dead letters, and those still pending after `unacknowledged_after`,
+    /// oldest first.
+    pub async fn disagreements(
+        &self,
+        unacknowledged_after: Duration,
+    ) -> Result<Vec<Disagreement>, DbError> {
+        let after_secs = unacknowledged_after.as_secs_f64();
+        self.db
+            .query(
+                "SELECT payment_id, order_id, outcome, state, attempts, \
+                 coalesce(last_error, '') AS reason, created_at FROM order_notifications \
+                 WHERE state IN ('rejected', 'dead_letter') \
+                    OR (state = 'pending' AND created_at < now() - $1 * interval '1 second') \
+                 ORDER BY created_at",
+                &[&after_secs],
+                |row| {
+                    Ok(Disagreement {
+                        payment_id: row.try_get("payment_id")?,
+                        order_id: row.try_get("order_id")?,
+                        outcome: row.try_get("outcome")?,
+                        state: row.try_get("state")?,
+                        attempts: row.try_get("attempts")?,
+                        reason: row.try_get("reason")?,
+                        recorded_at: row.try_get("created_at")?,
+                    })
+                },
+            )
+            .await
+    }
+
+    /// How many outcomes order-service refused or never acknowledged in
+    /// their retry window.
+    pub async fn disagreement_count(&self) -> Result<i64, DbError> {
+        self.db
+            .query_opt(
+                "SELECT count(*) FROM order_notifications WHERE state IN ('rejected', 'dead_letter')",
                 &[],
                 |row| Ok(row.try_get(0)?),
             )
