@@ -44,14 +44,7 @@ async fn a_successful_payment_makes_the_order_paid() {
 
     assert_eq!(settled.status, PaymentStatus::Success);
     assert!(settled.paid_at.is_some());
-    let paid = system
-        .orders
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let paid = system.current_order(order.id).await;
     assert_eq!(paid.payment_id, Some(payment.id));
     eprintln!("PUT success returned → order paid: {latency:?}");
     let mut notified = system
@@ -307,23 +300,8 @@ async fn the_same_callback_delivered_again_changes_the_order_once() {
     let system = System::start().await;
     let order = system.order(1, 900).await;
     let payment = system.payment(&order).await;
-    system
-        .payments
-        .client
-        .mark_payment_success(&payment.id)
-        .await
-        .unwrap();
-    system
-        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(5))
-        .await;
-    let paid = system
-        .orders
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    system.succeed(payment.id, order.id).await;
+    let paid = system.current_order(order.id).await;
     let callback = crate::callback(
         order.id,
         payment.id,
@@ -353,14 +331,7 @@ async fn the_same_callback_delivered_again_changes_the_order_once() {
         );
     }
 
-    let after = system
-        .orders
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let after = system.current_order(order.id).await;
     assert_eq!(
         (after.status, after.updated_at),
         (OrderStatus::Paid, paid.updated_at)

@@ -49,23 +49,8 @@ async fn an_order_with_a_payment_under_way_cannot_change_or_disappear() {
         (StatusCode::CONFLICT, "ORDER_PAYMENT_IN_PROGRESS")
     );
 
-    system
-        .payments
-        .client
-        .mark_payment_success(&payment.id)
-        .await
-        .unwrap();
-    system
-        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
-        .await;
-    let paid = system
-        .orders
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    system.succeed(payment.id, order.id).await;
+    let paid = system.current_order(order.id).await;
     assert_eq!(
         (paid.total_amount, paid.payment_id),
         (500, Some(payment.id))
@@ -116,14 +101,7 @@ async fn changes_racing_a_payments_creation_never_both_win() {
                         (StatusCode::CONFLICT, "ORDER_PAYMENT_IN_PROGRESS")
                     );
                 }
-                let now = system
-                    .orders
-                    .client
-                    .get_order(&order.id)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .data;
+                let now = system.current_order(order.id).await;
                 assert_eq!((now.total_amount, now.payment_id), (500, Some(payment.id)));
             }
             Err(refused) => {
@@ -179,15 +157,7 @@ async fn a_create_interrupted_after_attaching_is_completed_by_the_next() {
         "the next create records the attached payment"
     );
     assert_eq!(system.payments.payment_count().await, 1);
-    system
-        .payments
-        .client
-        .mark_payment_success(&payment.id)
-        .await
-        .unwrap();
-    system
-        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
-        .await;
+    system.succeed(payment.id, order.id).await;
     system.cleanup().await;
 }
 
@@ -223,14 +193,7 @@ async fn a_payment_nobody_settles_expires_and_fails_its_order() {
         }
         other => panic!("an expired payment cannot succeed: {other:?}"),
     }
-    let failed = system
-        .orders
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let failed = system.current_order(order.id).await;
     assert_eq!(
         (failed.status, failed.payment_id),
         (OrderStatus::Failed, Some(payment.id))
@@ -254,15 +217,7 @@ async fn reconciliation_reports_nothing_until_the_services_are_made_to_disagree(
     let system = System::start().await;
     let order = system.order(1, 500).await;
     let payment = system.payment(&order).await;
-    system
-        .payments
-        .client
-        .mark_payment_success(&payment.id)
-        .await
-        .unwrap();
-    system
-        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(10))
-        .await;
+    system.succeed(payment.id, order.id).await;
     let report = reconcile(&system).await;
     assert!(
         report.ends_with("\n0 payment(s) whose outcome order-service has not taken"),
@@ -311,16 +266,7 @@ async fn reconciliation_reports_nothing_until_the_services_are_made_to_disagree(
         "{line}"
     );
     assert!(report.ends_with("\n1 payment(s) whose outcome order-service has not taken"));
-    let metrics = system
-        .payments
-        .http
-        .get(system.payments.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system.payment_metrics().await;
     assert!(metrics.contains("callback_disagreements 1"), "{metrics}");
     system.cleanup().await;
 }

@@ -56,6 +56,41 @@ impl System {
             .data
     }
 
+    /// Marks `payment` successful and waits (up to 10 s) until `order` reads as paid.
+    pub async fn succeed(&self, payment: Uuid, order: Uuid) {
+        self.payments
+            .client
+            .mark_payment_success(&payment)
+            .await
+            .unwrap();
+        self.wait_for_order(order, OrderStatus::Paid, Duration::from_secs(10))
+            .await;
+    }
+
+    /// The order as order-service has it now.
+    pub async fn current_order(&self, id: Uuid) -> Order {
+        self.orders
+            .client
+            .get_order(&id)
+            .await
+            .unwrap()
+            .into_inner()
+            .data
+    }
+
+    /// payment-service's metrics, as Prometheus scrapes them.
+    pub async fn payment_metrics(&self) -> String {
+        self.payments
+            .http
+            .get(self.payments.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn order_status(&self, id: Uuid) -> OrderStatus {
         self.orders
             .client

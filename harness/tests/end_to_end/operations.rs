@@ -76,27 +76,10 @@ async fn payment_service_reports_readiness_and_delivery_metrics() {
 
     let order = system.order(1, 300).await;
     let payment = system.payment(&order).await;
-    system
-        .payments
-        .client
-        .mark_payment_success(&payment.id)
-        .await
-        .unwrap();
-    system
-        .wait_for_order(order.id, OrderStatus::Paid, Duration::from_secs(5))
-        .await;
+    system.succeed(payment.id, order.id).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let metrics = system
-        .payments
-        .http
-        .get(system.payments.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system.payment_metrics().await;
     for series in [
         "callback_delivery_attempts_total 1",
         "callback_delivered_total 1",
