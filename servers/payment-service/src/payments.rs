@@ -139,11 +139,11 @@ async fn why_refused(orders: &order_client::Client, request: &PaymentRequest) ->
     if let Err(refusal) = payable(&order, request) {
         return refusal;
     }
-    GatewayError::Refused {
-        code: String::new(),
-        message: format!("order {} changed meanwhile", order.id),
-    }
-    .into()
+    // Refused, yet payable now: the order changed in between; retrying may succeed.
+    PaymentError::OrderServiceUnavailable(format!(
+        "order-service refused the payment but order {} allows it now",
+        order.id
+    ))
 }
 
 /// Whether `order` can be paid by `request`: pending, for its exact total.
