@@ -33,7 +33,7 @@ async fn main() {
         };
         let order = orders
             .client
-            .create_order(&request)
+            .create_order(None, &request)
             .await
             .unwrap()
             .into_inner()
@@ -45,7 +45,7 @@ async fn main() {
         };
         let payment = payments
             .client
-            .create_payment(&payment)
+            .create_payment(None, &payment)
             .await
             .unwrap()
             .into_inner()

@@ -7,6 +7,7 @@ use crate::{LogBuffer, test_logger, webhook};
 use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
 use service_support::database::DatabaseSettings;
+use service_support::idempotency::IdempotencySettings;
 use tokio::sync::OnceCell;
 
 /// The migrated database every test's database is copied from.
@@ -186,5 +187,8 @@ pub fn settings_for_database(database: DatabaseSettings, secret: &str) -> Settin
         previous_callback_secret: None,
         max_body_bytes: 16 * 1024,
         log_level: "debug".to_string(),
+        idempotency: IdempotencySettings {
+            ttl_secs: 24 * 3600,
+        },
     }
 }

@@ -6,6 +6,7 @@ use crate::postgres::Cluster;
 use crate::proxy::ConformanceProxy;
 use crate::{LogBuffer, test_logger};
 use payment_service::{DeliverySettings, OrderServiceSettings, PaymentService, Settings};
+use service_support::idempotency::IdempotencySettings;
 use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
 
@@ -221,6 +222,9 @@ pub fn settings_for(
         max_body_bytes: 16 * 1024,
         log_level: "debug".to_string(),
         expiry_secs: 3600,
+        idempotency: IdempotencySettings {
+            ttl_secs: 24 * 3600,
+        },
         order_service: OrderServiceSettings {
             url: order_service_url.to_string(),
             timeout_ms: 1000,

@@ -13,7 +13,7 @@
 //!     quantity: NonZeroU64::new(2).unwrap(),
 //!     price: NonZeroU64::new(4_999).unwrap(),
 //! };
-//! let order = client.create_order(&request).await?.into_inner().data;
+//! let order = client.create_order(None, &request).await?.into_inner().data;
 //! assert_eq!(order.total_amount, 9_998);
 //! let fetched = client.get_order(&order.id).await?.into_inner().data;
 //! assert_eq!(fetched.status, order_client::types::OrderStatus::Pending);

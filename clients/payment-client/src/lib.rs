@@ -10,7 +10,7 @@
 //!     amount: std::num::NonZeroU64::new(2500).unwrap(),
 //!     provider: "stripe".parse().unwrap(),
 //! };
-//! let payment = client.create_payment(&request).await?.into_inner().data;
+//! let payment = client.create_payment(None, &request).await?.into_inner().data;
 //! client.mark_payment_success(&payment.id).await?;
 //! # Ok(())
 //! # }

@@ -108,7 +108,7 @@ async fn a_payment_for_another_amount_is_a_400_stating_both_figures() {
         system
             .payments
             .client
-            .create_payment(&payment_request(order.id, 2_999))
+            .create_payment(None, &payment_request(order.id, 2_999))
             .await,
     );
 
@@ -132,7 +132,7 @@ async fn a_payment_for_an_unknown_order_is_a_404() {
         system
             .payments
             .client
-            .create_payment(&payment_request(uuid::Uuid::new_v4(), 100))
+            .create_payment(None, &payment_request(uuid::Uuid::new_v4(), 100))
             .await,
     );
     assert_eq!(
@@ -181,7 +181,7 @@ async fn paying_an_order_that_is_not_pending_is_a_409() {
         system
             .payments
             .client
-            .create_payment(&payment_request(order.id, 500))
+            .create_payment(None, &payment_request(order.id, 500))
             .await,
     );
 

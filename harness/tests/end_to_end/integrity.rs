@@ -71,7 +71,7 @@ async fn changes_racing_a_payments_creation_never_both_win() {
     for head_start in head_starts {
         let order = system.order(1, 500).await;
         let request = payment_request(order.id, 500);
-        let pay = system.payments.client.create_payment(&request);
+        let pay = system.payments.client.create_payment(None, &request);
         let changes = (0..50).map(|i| {
             let client = &system.orders.client;
             let id = order.id;

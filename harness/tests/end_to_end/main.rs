@@ -38,7 +38,7 @@ impl System {
     pub async fn order(&self, quantity: u64, price: u64) -> Order {
         self.orders
             .client
-            .create_order(&order_request("Espresso machine", quantity, price))
+            .create_order(None, &order_request("Espresso machine", quantity, price))
             .await
             .unwrap()
             .into_inner()
@@ -49,7 +49,7 @@ impl System {
     pub async fn payment(&self, order: &Order) -> Payment {
         self.payments
             .client
-            .create_payment(&payment_request(order.id, order.total_amount))
+            .create_payment(None, &payment_request(order.id, order.total_amount))
             .await
             .unwrap()
             .into_inner()

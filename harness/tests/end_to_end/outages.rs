@@ -103,7 +103,7 @@ async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
         let request = crate::payment_request(order.id, order.total_amount);
         let payment = instance
             .client
-            .create_payment(&request)
+            .create_payment(None, &request)
             .await
             .unwrap()
             .into_inner()
@@ -197,7 +197,7 @@ impl SystemOn<'_> {
         let order = self
             .orders
             .client
-            .create_order(&request)
+            .create_order(None, &request)
             .await
             .unwrap()
             .into_inner()
@@ -205,7 +205,7 @@ impl SystemOn<'_> {
         let payment = self
             .payments
             .client
-            .create_payment(&crate::payment_request(order.id, 800))
+            .create_payment(None, &crate::payment_request(order.id, 800))
             .await
             .unwrap()
             .into_inner()

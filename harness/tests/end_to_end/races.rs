@@ -11,9 +11,10 @@ async fn fifty_racing_creates_make_one_payment() {
     let order = system.order(1, 2_500).await;
     let request = payment_request(order.id, 2_500);
 
-    let results =
-        futures::future::join_all((0..50).map(|_| system.payments.client.create_payment(&request)))
-            .await;
+    let results = futures::future::join_all(
+        (0..50).map(|_| system.payments.client.create_payment(None, &request)),
+    )
+    .await;
 
     let ids: HashSet<_> = results
         .into_iter()

@@ -20,7 +20,7 @@ fn report(order: &Order, payment_id: Uuid, outcome: Outcome, amount: i64) -> Pay
 
 async fn pending_order(test: &OrderServiceTest<'_>) -> Order {
     test.client
-        .create_order(&order_request("Headphones", 2, 7_500))
+        .create_order(None, &order_request("Headphones", 2, 7_500))
         .await
         .unwrap()
         .into_inner()

@@ -30,7 +30,7 @@ async fn every_operation_is_unavailable(test: &OrderServiceTest<'_>, order: Uuid
     for operation in ["create", "list", "get", "update", "delete", "callback"] {
         let started = Instant::now();
         let result: Result<(), order_client::Error<ApiError>> = match operation {
-            "create" => test.client.create_order(&request).await.map(drop),
+            "create" => test.client.create_order(None, &request).await.map(drop),
             "list" => test.client.list_orders(None, None, None).await.map(drop),
             "get" => test.client.get_order(&order).await.map(drop),
             "update" => test.client.update_order(&order, &request).await.map(drop),
@@ -74,7 +74,7 @@ async fn with_the_database_stopped_requests_get_a_503_and_the_service_recovers()
     let test = OrderServiceTest::start_on(&cluster).await;
     let order = test
         .client
-        .create_order(&order_request("Desk", 1, 100))
+        .create_order(None, &order_request("Desk", 1, 100))
         .await
         .unwrap()
         .into_inner()
@@ -105,7 +105,7 @@ async fn with_the_database_hung_requests_get_a_503_and_the_service_recovers() {
     let test = OrderServiceTest::start_on(&cluster).await;
     let order = test
         .client
-        .create_order(&order_request("Desk", 1, 100))
+        .create_order(None, &order_request("Desk", 1, 100))
         .await
         .unwrap()
         .into_inner()
@@ -135,7 +135,7 @@ async fn work_the_database_refuses_for_timing_is_a_503_the_caller_may_retry() {
         .unwrap();
     let order = test
         .client
-        .create_order(&order_request("Lamp", 1, 100))
+        .create_order(None, &order_request("Lamp", 1, 100))
         .await
         .unwrap()
         .into_inner()

@@ -11,7 +11,7 @@ async fn a_created_order_is_pending_with_its_total_and_can_be_read_back() {
 
     let created = test
         .client
-        .create_order(&order_request("Keyboard", 3, 4_999))
+        .create_order(None, &order_request("Keyboard", 3, 4_999))
         .await
         .unwrap()
         .into_inner();
@@ -69,7 +69,7 @@ async fn replacing_a_pending_order_recomputes_its_total() {
     let test = OrderServiceTest::start().await;
     let order = test
         .client
-        .create_order(&order_request("Mug", 1, 800))
+        .create_order(None, &order_request("Mug", 1, 800))
         .await
         .unwrap()
         .into_inner()
@@ -105,7 +105,7 @@ async fn a_deleted_order_is_gone_from_reads() {
     let test = OrderServiceTest::start().await;
     let order = test
         .client
-        .create_order(&order_request("Lamp", 1, 2_000))
+        .create_order(None, &order_request("Lamp", 1, 2_000))
         .await
         .unwrap()
         .into_inner()

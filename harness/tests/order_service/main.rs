@@ -5,6 +5,7 @@
 mod callback;
 mod database_outage;
 mod docs;
+mod idempotency;
 mod lifecycle;
 mod operations;
 mod pagination;

@@ -86,11 +86,11 @@ async fn metrics_count_requests_by_operation_and_status() {
     assert_eq!(sample(&before, created), None);
 
     test.client
-        .create_order(&order_request("Pen", 1, 100))
+        .create_order(None, &order_request("Pen", 1, 100))
         .await
         .unwrap();
     test.client
-        .create_order(&order_request("Pen", 1, 100))
+        .create_order(None, &order_request("Pen", 1, 100))
         .await
         .unwrap();
     assert!(test.client.get_order(&uuid::Uuid::new_v4()).await.is_err());

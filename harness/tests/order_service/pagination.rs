@@ -14,7 +14,7 @@ async fn create_orders(test: &OrderServiceTest<'_>, count: usize, prefix: &str) 
         let request = order_request(&format!("{prefix} {i}"), 1, 100 + i as u64);
         ids.push(
             test.client
-                .create_order(&request)
+                .create_order(None, &request)
                 .await
                 .unwrap()
                 .into_inner()

@@ -43,7 +43,7 @@ async fn attach(
 
 async fn pending_order(test: &OrderServiceTest<'_>) -> Order {
     test.client
-        .create_order(&order_request("Chair", 2, 3_000))
+        .create_order(None, &order_request("Chair", 2, 3_000))
         .await
         .unwrap()
         .into_inner()

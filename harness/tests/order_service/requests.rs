@@ -115,7 +115,7 @@ async fn a_rejected_update_leaves_the_order_as_it_was() {
     let test = OrderServiceTest::start().await;
     let order = test
         .client
-        .create_order(&order_request("Chair", 2, 3_000))
+        .create_order(None, &order_request("Chair", 2, 3_000))
         .await
         .unwrap()
         .into_inner()
@@ -147,7 +147,7 @@ async fn a_total_that_overflows_is_a_400_and_nothing_is_stored() {
 
     let (status, error) = error_body(
         test.client
-            .create_order(&order_request("Yacht", 2, huge))
+            .create_order(None, &order_request("Yacht", 2, huge))
             .await,
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -161,7 +161,7 @@ async fn a_total_that_overflows_is_a_400_and_nothing_is_stored() {
 
     let order = test
         .client
-        .create_order(&order_request("Boat", 1, huge))
+        .create_order(None, &order_request("Boat", 1, huge))
         .await
         .unwrap()
         .into_inner()

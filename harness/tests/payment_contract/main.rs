@@ -5,6 +5,7 @@
 
 mod creating;
 mod delivering;
+mod idempotency;
 mod shutdown;
 
 use harness::conformance::Conformance;

@@ -28,7 +28,8 @@ pub struct ErrorData {
     /// `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`,
     /// `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`,
     /// `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`,
-    /// `INVALID_REQUEST`, `NOT_FOUND`. New codes may be added; treat unknown ones by their HTTP status.
+    /// `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`,
+    /// `IDEMPOTENCY_KEY_REUSED`. New codes may be added; treat unknown ones by their HTTP status.
     pub error_code: String,
     /// What happened and what to change, for a person to read. Not stable: do not parse it.
     pub message: String,
@@ -60,6 +61,9 @@ pub enum ErrorCode {
     InternalError,
     InvalidRequest,
     NotFound,
+    InvalidIdempotencyKey,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
 }
 
 impl ErrorCode {
@@ -86,6 +90,9 @@ impl ErrorCode {
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
+            ErrorCode::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         }
     }
 }
@@ -136,6 +143,8 @@ impl From<HttpError> for ApiError {
             (StatusCode::BAD_REQUEST, ErrorCode::InvalidBody)
         } else if message.starts_with("bad parameter in URL path") {
             (StatusCode::BAD_REQUEST, ErrorCode::InvalidPathParameter)
+        } else if message.starts_with(crate::idempotency_key::INVALID_KEY_PREFIX) {
+            (StatusCode::BAD_REQUEST, ErrorCode::InvalidIdempotencyKey)
         } else if message.starts_with("unable to parse query string") {
             (StatusCode::BAD_REQUEST, ErrorCode::InvalidQueryParameter)
         } else {

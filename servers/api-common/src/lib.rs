@@ -8,6 +8,7 @@
 mod envelope;
 mod error;
 mod health;
+mod idempotency_key;
 mod json_body;
 mod scalar;
 mod signed_body;
@@ -15,6 +16,7 @@ mod signed_body;
 pub use envelope::{Envelope, Page};
 pub use error::{ApiError, ErrorCode, ErrorData};
 pub use health::{DocsPath, Health};
+pub use idempotency_key::{IdempotencyKey, IdempotencyKeyHeader};
 pub use json_body::JsonBody;
 pub use scalar::{NonBlankText, PositiveInt};
 pub use signed_body::SignedBody;

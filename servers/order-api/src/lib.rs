@@ -9,7 +9,8 @@
 //! generated clients: renaming one is a breaking change.
 
 use api_common::{
-    ApiError, DocsPath, Envelope, Health, JsonBody, NonBlankText, Page, PositiveInt, SignedBody,
+    ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, NonBlankText, Page,
+    PositiveInt, SignedBody,
 };
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
@@ -35,9 +36,14 @@ pub trait OrderApi {
     /// Creates a `pending` order whose `total_amount` is `price × quantity`.
     /// A total that does not fit in a signed 64-bit integer is rejected with
     /// `TOTAL_AMOUNT_OVERFLOW`. Answers 200 (not 201), as the original system did.
+    ///
+    /// Send an `Idempotency-Key` to make the create safe to retry after a
+    /// timeout or a lost connection: one order per key, and every retry
+    /// answered with it.
     #[endpoint { method = POST, path = "/orders", tags = ["orders"] }]
     async fn create_order(
         rqctx: RequestContext<Self::Context>,
+        key: IdempotencyKeyHeader,
         body: JsonBody<OrderRequest>,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
 

@@ -1,5 +1,6 @@
 use clap::Parser;
 use service_support::database::DatabaseSettings;
+use service_support::idempotency::IdempotencySettings;
 use std::net::IpAddr;
 
 /// order-service: creates and manages orders, and settles them when
@@ -30,6 +31,8 @@ pub struct Settings {
     /// Log level: trace, debug, info, warn, error or critical.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    #[command(flatten)]
+    pub idempotency: IdempotencySettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Settings {
             .field("port", &self.port)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_level", &self.log_level)
+            .field("idempotency", &self.idempotency)
             .finish_non_exhaustive()
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
-use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody, Page, SignedBody};
+use api_common::{
+    ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, Page, SignedBody,
+};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
 use order_api::{
     ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentAttachment, PaymentCallback,
@@ -20,12 +22,20 @@ impl OrderApi for OrderApiImpl {
 
     async fn create_order(
         rqctx: RequestContext<ServiceContext>,
+        key: IdempotencyKeyHeader,
         body: JsonBody<OrderRequest>,
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
-            orders::create(&rqctx.context().store, &body.into_inner())
-                .await
-                .map(Envelope::ok)
+            let context = rqctx.context();
+            orders::create(
+                &context.store,
+                &context.keys,
+                key.into_inner().as_ref(),
+                &body.into_inner(),
+                &rqctx.log,
+            )
+            .await
+            .map(Envelope::ok)
         })
         .await
     }
@@ -171,7 +181,7 @@ fn verified<T: serde::de::DeserializeOwned>(
         .verifier
         .verify(body.bytes(), body.headers())
         .map_err(OrderError::Unauthorized)?;
-    body.parse().map_err(OrderError::InvalidBody)
+    body.parse().map_err(OrderError::Enveloped)
 }
 
 /// Runs a handler's work through [`operations::observed`].

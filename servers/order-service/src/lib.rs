@@ -21,8 +21,10 @@ use anyhow::{Context, anyhow};
 use dropshot::{HttpServer, ServerBuilder};
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
+use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
 use store::OrderStore;
+use tokio_util::task::AbortOnDropHandle;
 use webhook::CallbackVerifier;
 
 mod embedded {
@@ -36,6 +38,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273;
 /// What every handler can reach.
 pub struct ServiceContext {
     store: OrderStore,
+    keys: IdempotencyKeys,
+    /// Prunes expired keys while the server runs.
+    _pruner: AbortOnDropHandle<()>,
     verifier: CallbackVerifier,
     db: Database,
     metrics: Metrics,
@@ -74,6 +79,8 @@ pub async fn start(
     .await?;
     let db = Database::new(&settings.database)?;
     let store = OrderStore::new(db.clone());
+    let keys = IdempotencyKeys::new(db.clone(), &settings.idempotency);
+    let pruner = keys.clone().spawn_pruner(log.clone());
 
     let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
@@ -86,6 +93,8 @@ pub async fn start(
         api,
         ServiceContext {
             store,
+            keys,
+            _pruner: pruner,
             verifier,
             db,
             metrics: Metrics::new(),

@@ -3,12 +3,13 @@
 
 use crate::page_token::Cursor;
 use crate::store::OrderStore;
-use api_common::{ApiError, ErrorCode};
+use api_common::{ApiError, ErrorCode, IdempotencyKey};
 use http::StatusCode;
 use order_api::{
     Order, OrderRequest, OrderStatus, PageLimit, PaymentAttachment, PaymentCallback, PaymentOutcome,
 };
 use service_support::database::DbError;
+use service_support::idempotency::{self, Claim, IdempotencyKeys};
 use uuid::Uuid;
 
 /// Why an order operation was refused or failed.
@@ -46,9 +47,10 @@ pub enum OrderError {
     InvalidPageToken,
     #[error("payment callback rejected: {0}")]
     Unauthorized(String),
-    /// The body failed to parse; the envelope is already made.
+    /// An answer whose envelope is already made: a body that failed to
+    /// parse, or what an idempotency key answers.
     #[error("{}", .0.data.message)]
-    InvalidBody(ApiError),
+    Enveloped(ApiError),
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -72,7 +74,7 @@ impl service_support::operations::ServiceError for OrderError {
             }
             OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
             OrderError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
-            OrderError::InvalidBody(error) => return error.clone(),
+            OrderError::Enveloped(error) => return error.clone(),
             OrderError::Database(DbError::Unavailable(_)) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -100,9 +102,32 @@ pub fn total_amount(request: &OrderRequest) -> Result<i64, OrderError> {
         .ok_or(OrderError::TotalOverflow { price, quantity })
 }
 
-pub async fn create(store: &OrderStore, request: &OrderRequest) -> Result<Order, OrderError> {
+/// Creates an order; with an idempotency key, once per key (see
+/// [`service_support::idempotency`]). A total that overflows is refused
+/// before the key is looked at, so such a request leaves no trace.
+pub async fn create(
+    store: &OrderStore,
+    keys: &IdempotencyKeys,
+    key: Option<&IdempotencyKey>,
+    request: &OrderRequest,
+    log: &slog::Logger,
+) -> Result<Order, OrderError> {
     let total = total_amount(request)?;
-    Ok(store.insert(request, total).await?)
+    let Some(key) = key else {
+        return Ok(store.insert(request, total).await?);
+    };
+    let attempt = match keys.claim(key, request).await? {
+        Claim::Answered(answer) => return answer.map_err(OrderError::Enveloped),
+        Claim::Proceed(attempt) => attempt,
+    };
+    let result = match store.insert_answering(request, total, &attempt).await {
+        Ok(Some(order)) => return Ok(order),
+        // A retry took the key over after this attempt's lease ran out.
+        Ok(None) => Err(OrderError::Enveloped(idempotency::in_use(key))),
+        Err(error) => Err(OrderError::Database(error)),
+    };
+    keys.finish(&attempt, &result, log).await;
+    result
 }
 
 pub async fn get(store: &OrderStore, id: Uuid) -> Result<Order, OrderError> {

@@ -5,6 +5,7 @@
 use crate::page_token::Cursor;
 use order_api::{Order, OrderRequest, OrderStatus};
 use service_support::database::{Database, DbError};
+use service_support::idempotency::{self, Attempt};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -86,6 +87,42 @@ impl OrderStore {
         self.query_opt(INSERT, &params)
             .await?
             .ok_or_else(|| DbError::UnexpectedValue("INSERT … RETURNING returned no row".into()))
+    }
+
+    /// Inserts an order and records it as `attempt`'s answer in one
+    /// transaction, so a retry with the key finds the order exactly when it
+    /// exists. `None`, inserting nothing, when the attempt no longer holds
+    /// its key.
+    pub async fn insert_answering(
+        &self,
+        request: &OrderRequest,
+        total_amount: i64,
+        attempt: &Attempt,
+    ) -> Result<Option<Order>, DbError> {
+        self.db
+            .within_deadline(async {
+                let mut client = self.db.client().await?;
+                let transaction = client.transaction().await?;
+                let statement = transaction.prepare_cached(INSERT).await?;
+                let row = transaction
+                    .query_one(
+                        &statement,
+                        &[
+                            &request.item_name.as_str(),
+                            &request.quantity.get(),
+                            &request.price.get(),
+                            &total_amount,
+                        ],
+                    )
+                    .await?;
+                let order = order_from_row(&row)?;
+                if !idempotency::record_success(&transaction, attempt, &order).await? {
+                    return Ok(None);
+                }
+                transaction.commit().await?;
+                Ok(Some(order))
+            })
+            .await
     }
 
     /// Up to `limit` orders after `after` in (created_at, id) order.

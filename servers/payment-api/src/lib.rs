@@ -7,7 +7,9 @@
 //! `openapi.yaml`. Function names are operationIds, and so method names in the
 //! generated clients: renaming one is a breaking change.
 
-use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody, NonBlankText, PositiveInt};
+use api_common::{
+    ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, NonBlankText, PositiveInt,
+};
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, RequestContext};
 use schemars::JsonSchema;
@@ -40,9 +42,14 @@ pub trait PaymentApi {
     /// `ORDER_SERVICE_UNAVAILABLE` (503), and if it answers something
     /// unreadable, `ORDER_SERVICE_BAD_RESPONSE` (502); either way nothing is
     /// created.
+    ///
+    /// Send an `Idempotency-Key` to make the create safe to retry: every
+    /// retry with the key is answered as the first request was, refusals
+    /// included, until the key expires.
     #[endpoint { method = POST, path = "/payments", tags = ["payments"] }]
     async fn create_payment(
         rqctx: RequestContext<Self::Context>,
+        key: IdempotencyKeyHeader,
         body: JsonBody<PaymentRequest>,
     ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
 

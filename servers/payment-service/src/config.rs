@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
 use service_support::database::DatabaseSettings;
+use service_support::idempotency::IdempotencySettings;
 use std::net::IpAddr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -31,6 +32,8 @@ pub struct Settings {
     /// Seconds after which a payment nobody settled expires: it becomes `failed`, and so does its order, which is free no longer.
     #[arg(long, env = "PAYMENT_EXPIRY_SECS", default_value_t = 24 * 3600)]
     pub expiry_secs: u64,
+    #[command(flatten)]
+    pub idempotency: IdempotencySettings,
     #[command(flatten)]
     pub order_service: OrderServiceSettings,
     #[command(flatten)]
@@ -138,6 +141,7 @@ impl std::fmt::Debug for Settings {
             .field("listen_addr", &self.listen_addr)
             .field("port", &self.port)
             .field("expiry_secs", &self.expiry_secs)
+            .field("idempotency", &self.idempotency)
             .field("order_service_url", &self.order_service.url)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()

@@ -3,7 +3,7 @@
 
 use crate::ServiceContext;
 use crate::payments::{self, PaymentError};
-use api_common::{ApiError, DocsPath, Envelope, Health, JsonBody};
+use api_common::{ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody};
 use dropshot::{HttpResponseOk, Path, RequestContext};
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
 use service_support::operations;
@@ -19,13 +19,22 @@ impl PaymentApi for PaymentApiImpl {
 
     async fn create_payment(
         rqctx: RequestContext<ServiceContext>,
+        key: IdempotencyKeyHeader,
         body: JsonBody<PaymentRequest>,
     ) -> Reply<Envelope<Payment>> {
         observed(&rqctx, async {
             let context = rqctx.context();
             // order-service logs this request's id beside its own.
             let orders = context.orders.with_request_id(&rqctx.request_id);
-            payments::create(&context.store, &orders, &body.into_inner()).await
+            payments::create_once(
+                &context.store,
+                &orders,
+                &context.keys,
+                key.into_inner().as_ref(),
+                &body.into_inner(),
+                &rqctx.log,
+            )
+            .await
         })
         .await
     }

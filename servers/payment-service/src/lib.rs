@@ -28,12 +28,14 @@ use expiry::Expiry;
 use outbox::Outbox;
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
+use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use store::PaymentStore;
+use tokio_util::task::AbortOnDropHandle;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -45,6 +47,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
 /// What every handler can reach.
 pub struct ServiceContext {
     store: PaymentStore,
+    keys: IdempotencyKeys,
+    /// Prunes expired keys while the server runs.
+    _pruner: AbortOnDropHandle<()>,
     orders: order_client::Client,
     retry_window: Duration,
     db: Database,
@@ -139,8 +144,13 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         settings.port,
         settings.max_body_bytes,
     );
+    let keys = IdempotencyKeys::new(db.clone(), &settings.idempotency);
     let context = ServiceContext {
         store: PaymentStore::new(db.clone()),
+        _pruner: keys
+            .clone()
+            .spawn_pruner(log.new(slog::o!("component" => "idempotency"))),
+        keys,
         orders,
         retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
         outbox: Outbox::new(db.clone()),

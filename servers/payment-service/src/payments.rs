@@ -4,11 +4,12 @@
 
 use crate::order_gateway::{self, GatewayError};
 use crate::store::PaymentStore;
-use api_common::{ApiError, ErrorCode};
+use api_common::{ApiError, ErrorCode, IdempotencyKey};
 use http::StatusCode;
 use order_client::types::{Order, OrderStatus};
 use payment_api::{Payment, PaymentRequest, PaymentStatus, Settlement};
 use service_support::database::DbError;
+use service_support::idempotency::{Claim, IdempotencyKeys};
 use std::num::NonZeroU64;
 use std::time::Duration;
 use uuid::Uuid;
@@ -31,6 +32,9 @@ pub enum PaymentError {
     OrderServiceUnavailable(String),
     #[error("{0}; nothing was created")]
     OrderServiceBadResponse(String),
+    /// An answer whose envelope is already made: what an idempotency key answers.
+    #[error("{}", .0.data.message)]
+    Enveloped(ApiError),
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -56,6 +60,7 @@ impl service_support::operations::ServiceError for PaymentError {
             PaymentError::OrderServiceBadResponse(_) => {
                 (StatusCode::BAD_GATEWAY, ErrorCode::OrderServiceBadResponse)
             }
+            PaymentError::Enveloped(error) => return error.clone(),
             PaymentError::Database(DbError::Unavailable(_)) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +99,30 @@ impl From<GatewayError> for PaymentError {
             }
         }
     }
+}
+
+/// [`create`], once per idempotency key when one is given (see
+/// [`service_support::idempotency`]). The answer is recorded after the
+/// work rather than with it: an order has one payment, so an attempt that
+/// died before recording is redone by a retry that finds that payment.
+pub async fn create_once(
+    store: &PaymentStore,
+    orders: &order_client::Client,
+    keys: &IdempotencyKeys,
+    key: Option<&IdempotencyKey>,
+    request: &PaymentRequest,
+    log: &slog::Logger,
+) -> Result<Payment, PaymentError> {
+    let Some(key) = key else {
+        return create(store, orders, request).await;
+    };
+    let attempt = match keys.claim(key, request).await? {
+        Claim::Answered(answer) => return answer.map_err(PaymentError::Enveloped),
+        Claim::Proceed(attempt) => attempt,
+    };
+    let result = create(store, orders, request).await;
+    keys.finish(&attempt, &result, log).await;
+    result
 }
 
 /// Creates the order's payment, or returns the one it already has.

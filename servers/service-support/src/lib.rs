@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod docs;
+pub mod idempotency;
 pub mod logging;
 pub mod metrics;
 pub mod operations;

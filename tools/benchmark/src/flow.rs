@@ -115,21 +115,27 @@ async fn one_flow(
     payments: &payment_client::Client,
 ) -> Result<Duration, String> {
     let order = orders
-        .create_order(&OrderRequest {
-            item_name: "bench item".parse().map_err(|e| format!("{e}"))?,
-            quantity: NonZeroU64::new(2).expect("not zero"),
-            price: NonZeroU64::new(250).expect("not zero"),
-        })
+        .create_order(
+            None,
+            &OrderRequest {
+                item_name: "bench item".parse().map_err(|e| format!("{e}"))?,
+                quantity: NonZeroU64::new(2).expect("not zero"),
+                price: NonZeroU64::new(250).expect("not zero"),
+            },
+        )
         .await
         .map_err(|e| e.to_string())?
         .into_inner()
         .data;
     let payment = payments
-        .create_payment(&PaymentRequest {
-            order_id: order.id,
-            amount: NonZeroU64::new(order.total_amount as u64).ok_or("zero total")?,
-            provider: "bench".parse().map_err(|e| format!("{e}"))?,
-        })
+        .create_payment(
+            None,
+            &PaymentRequest {
+                order_id: order.id,
+                amount: NonZeroU64::new(order.total_amount as u64).ok_or("zero total")?,
+                provider: "bench".parse().map_err(|e| format!("{e}"))?,
+            },
+        )
         .await
         .map_err(|e| e.to_string())?
         .into_inner()
