@@ -2,8 +2,10 @@
 //! order and payment API traits, and reviews it the way a person would.
 
 use anyhow::{Context, anyhow, bail};
-use openapiv3::{OpenAPI, ReferenceOr, Server};
+use indexmap::IndexMap;
+use openapiv3::{Link, LinkOperation, OpenAPI, ReferenceOr, Server, StatusCode};
 use serde_json::Value;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// The version of the contract, in `info.version`. Progenitor clients send
@@ -68,7 +70,69 @@ pub fn merged() -> anyhow::Result<OpenAPI> {
     set_path_servers(&mut merged, "http://localhost:8080", "order-service");
     set_path_servers(&mut payments, "http://localhost:8081", "payment-service");
     absorb(&mut merged, payments)?;
+    for (from, to, parameter) in LINKS {
+        link(&mut merged, from, to, parameter)?;
+    }
     Ok(merged)
+}
+
+/// What a created resource's id leads to: (operation that creates it,
+/// operation that takes its id, that operation's path parameter). The
+/// links tell readers, and stateful test generators, how calls chain.
+const LINKS: &[(&str, &str, &str)] = &[
+    ("create_order", "get_order", "orderId"),
+    ("create_order", "update_order", "orderId"),
+    ("create_order", "delete_order", "orderId"),
+    ("create_payment", "get_payment", "paymentId"),
+    ("create_payment", "mark_payment_success", "paymentId"),
+    ("create_payment", "mark_payment_failed", "paymentId"),
+];
+
+/// Adds a link from `from`'s 200 response to `to`, passing the created
+/// resource's `data.id` as `parameter`.
+fn link(spec: &mut OpenAPI, from: &str, to: &str, parameter: &str) -> anyhow::Result<()> {
+    let operation = spec
+        .paths
+        .paths
+        .values_mut()
+        .filter_map(|item| match item {
+            ReferenceOr::Item(item) => Some(item),
+            ReferenceOr::Reference { .. } => None,
+        })
+        .flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+        })
+        .flatten()
+        .find(|op| op.operation_id.as_deref() == Some(from))
+        .with_context(|| format!("no operation {from} to link from"))?;
+    let Some(ReferenceOr::Item(ok)) = operation
+        .responses
+        .responses
+        .get_mut(&StatusCode::Code(200))
+    else {
+        bail!("{from} has no inline 200 response");
+    };
+    let mut parameters = IndexMap::new();
+    parameters.insert(parameter.to_string(), json!("$response.body#/data/id"));
+    ok.links.insert(
+        to.to_string(),
+        ReferenceOr::Item(Link {
+            description: Some(format!(
+                "`data.id` of the answer is the `{parameter}` of {to}."
+            )),
+            operation: LinkOperation::OperationId(to.to_string()),
+            request_body: None,
+            parameters,
+            server: None,
+            extensions: IndexMap::new(),
+        }),
+    );
+    Ok(())
 }
 
 /// Adds `other`'s paths, schemas, responses and tags to `spec`. Shared
