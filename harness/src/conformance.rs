@@ -201,6 +201,15 @@ impl Conformance {
 
     fn find(&self, method: &str, path: &str) -> Option<&Operation> {
         let segments: Vec<&str> = path.split('?').next().unwrap_or(path).split('/').collect();
+        // A path parameter is text: a segment that does not decode to UTF-8,
+        // or a dot-segment, is no value of one (Dropshot's router refuses
+        // such paths itself, as it does unknown ones; the README says so).
+        let is_text = |segment: &str| {
+            !matches!(segment, "." | "..")
+                && percent_encoding::percent_decode_str(segment)
+                    .decode_utf8()
+                    .is_ok()
+        };
         let matches = |op: &&Operation| {
             op.method == method
                 && op.template.len() == segments.len()
@@ -208,7 +217,7 @@ impl Conformance {
                     .template
                     .iter()
                     .zip(&segments)
-                    .all(|(t, s)| t.starts_with('{') || t == s)
+                    .all(|(t, s)| (t.starts_with('{') && is_text(s)) || t == s)
         };
         // A literal segment beats a variable one, as in any router.
         self.operations

@@ -6,6 +6,7 @@
 mod contract_fuzzing;
 mod docs;
 mod flow;
+mod hostile_input;
 mod integrity;
 mod operations;
 mod outages;
