@@ -94,6 +94,12 @@ impl<'c> OrderServiceTest<'c> {
         format!("{}{path}", self.proxy.url())
     }
 
+    /// Where the service itself listens, not its proxy: for tests of how it
+    /// treats connections.
+    pub fn direct_addr(&self) -> std::net::SocketAddr {
+        (self.settings.listen_addr, self.settings.port).into()
+    }
+
     /// Everything the service logged, as JSON lines.
     pub fn logs(&self) -> String {
         self.logs.text()

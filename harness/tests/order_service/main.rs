@@ -11,6 +11,7 @@ mod operations;
 mod pagination;
 mod payment_under_way;
 mod requests;
+mod slow_clients;
 
 use harness::order_service::OrderServiceTest;
 use order_client::types::{ApiError, OrderRequest};
