@@ -8,6 +8,7 @@ use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
+use service_support::shutdown::DrainSettings;
 use tokio::sync::OnceCell;
 
 /// The migrated database every test's database is copied from.
@@ -16,6 +17,7 @@ const TEMPLATE: &str = "order_template";
 pub struct OrderServiceTest<'c> {
     cluster: &'c Cluster,
     database: String,
+    owns_database: bool,
     settings: Settings,
     server: Option<HttpServer<ServiceContext>>,
     proxy: ConformanceProxy,
@@ -42,7 +44,7 @@ impl OrderServiceTest<'static> {
             })
             .await
             .expect("a copy of the migrated template database");
-        OrderServiceTest::launch(cluster, database, adjust).await
+        OrderServiceTest::launch(cluster, database, true, adjust).await
     }
 }
 
@@ -54,12 +56,23 @@ impl<'c> OrderServiceTest<'c> {
             .create_database(&database, None)
             .await
             .expect("create the database");
-        OrderServiceTest::launch(cluster, database, |_| {}).await
+        OrderServiceTest::launch(cluster, database, true, |_| {}).await
+    }
+
+    /// A second instance on the same database (which the first one owns)
+    /// and with the same callback secret.
+    pub async fn another_instance(&self) -> OrderServiceTest<'c> {
+        let secret = self.settings.callback_secret.clone();
+        OrderServiceTest::launch(self.cluster, self.database.clone(), false, |s| {
+            s.callback_secret = secret;
+        })
+        .await
     }
 
     async fn launch(
         cluster: &'c Cluster,
         database: String,
+        owns_database: bool,
         adjust: impl FnOnce(&mut Settings),
     ) -> Self {
         let mut settings = settings_for(cluster, &database);
@@ -81,6 +94,7 @@ impl<'c> OrderServiceTest<'c> {
             cluster,
             logs,
             database,
+            owns_database,
             settings,
             server: Some(server),
             proxy,
@@ -152,7 +166,7 @@ impl<'c> OrderServiceTest<'c> {
     }
 
     /// Stops the service; asserts that every response it gave conformed to
-    /// the contract; drops the database.
+    /// the contract; drops the database if it owns it.
     pub async fn cleanup(mut self) {
         if let Some(server) = self.server.take() {
             server
@@ -166,10 +180,12 @@ impl<'c> OrderServiceTest<'c> {
             "responses broke the contract:\n{}",
             violations.join("\n")
         );
-        self.cluster
-            .drop_database(&self.database)
-            .await
-            .expect("drop the test database");
+        if self.owns_database {
+            self.cluster
+                .drop_database(&self.database)
+                .await
+                .expect("drop the test database");
+        }
     }
 }
 
@@ -196,5 +212,6 @@ pub fn settings_for_database(database: DatabaseSettings, secret: &str) -> Settin
         idempotency: IdempotencySettings {
             ttl_secs: 24 * 3600,
         },
+        drain: DrainSettings { drain_ms: 0 },
     }
 }

@@ -7,6 +7,7 @@ use crate::proxy::ConformanceProxy;
 use crate::{LogBuffer, test_logger};
 use payment_service::{DeliverySettings, OrderServiceSettings, PaymentService, Settings};
 use service_support::idempotency::IdempotencySettings;
+use service_support::shutdown::DrainSettings;
 use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
 
@@ -225,6 +226,7 @@ pub fn settings_for(
         idempotency: IdempotencySettings {
             ttl_secs: 24 * 3600,
         },
+        drain: DrainSettings { drain_ms: 0 },
         order_service: OrderServiceSettings {
             url: order_service_url.to_string(),
             timeout_ms: 1000,

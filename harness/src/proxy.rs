@@ -2,7 +2,9 @@
 //! every response against the contract. Tests talk to the proxy, through
 //! the generated clients or raw HTTP alike, so no response escapes the
 //! check; what breaks the contract is collected for the test to assert on.
-//! It also records when each request was in flight.
+//! It also records when each request was in flight. In front of several
+//! instances of a service it sends each request to the next one in turn,
+//! as a Kubernetes Service or a load balancer would.
 
 use crate::conformance::Conformance;
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -41,6 +44,8 @@ pub struct Exchange {
     /// The `webhook-id` header, for signed internal calls.
     pub webhook_id: Option<String>,
     pub status: u16,
+    /// Which upstream answered: its index in [`ConformanceProxy::balancing`]'s list.
+    pub upstream: usize,
     pub started: Instant,
     pub finished: Instant,
 }
@@ -48,10 +53,17 @@ pub struct Exchange {
 impl ConformanceProxy {
     /// Starts proxying `127.0.0.1:<free port>` to `upstream` (`http://host:port`).
     pub async fn start(upstream: String) -> anyhow::Result<ConformanceProxy> {
+        ConformanceProxy::balancing(vec![upstream]).await
+    }
+
+    /// Starts proxying `127.0.0.1:<free port>` to each of `upstreams` in turn.
+    pub async fn balancing(upstreams: Vec<String>) -> anyhow::Result<ConformanceProxy> {
+        anyhow::ensure!(!upstreams.is_empty(), "nothing to proxy to");
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            upstream,
+            upstreams,
+            turn: AtomicUsize::new(0),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
@@ -113,7 +125,8 @@ impl Drop for ConformanceProxy {
 }
 
 struct Shared {
-    upstream: String,
+    upstreams: Vec<String>,
+    turn: AtomicUsize,
     client: reqwest::Client,
     contract: Arc<Conformance>,
     violations: Mutex<Vec<String>>,
@@ -130,9 +143,10 @@ impl Shared {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
+        let upstream = self.turn.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
         let mut outgoing = self.client.request(
             parts.method.clone(),
-            format!("{}{path_and_query}", self.upstream),
+            format!("{}{path_and_query}", self.upstreams[upstream]),
         );
         for (name, value) in &parts.headers {
             if !HOP_BY_HOP.contains(&name.as_str()) {
@@ -165,6 +179,7 @@ impl Shared {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string),
                 status: status.as_u16(),
+                upstream,
                 started,
                 finished: Instant::now(),
             });

@@ -1,8 +1,11 @@
-//! docker-compose.yml and the Dockerfile, checked without a Docker engine
+//! docker-compose.yml, the Dockerfile and the Kubernetes manifests
+//! (`kubernetes.rs`), checked without a Docker engine or a cluster
 //! (there is none on this machine): the compose file against the Compose
 //! specification's schema, the Dockerfile with hadolint, and both against
 //! what the binaries actually read, serve and are called; and the front
 //! proxy's configuration with `nginx -t`.
+
+mod kubernetes;
 
 use clap::CommandFactory;
 use harness::order_service::OrderServiceTest;

@@ -11,6 +11,7 @@ mod integrity;
 mod operations;
 mod outages;
 mod races;
+mod replicas;
 
 use harness::order_service::OrderServiceTest;
 use harness::payment_service::PaymentServiceTest;

@@ -140,3 +140,32 @@ async fn logs_are_json_lines_carrying_the_callers_request_id() {
     assert_eq!(entry["response_code"], 200);
     test.cleanup().await;
 }
+
+#[tokio::test]
+async fn replicas_starting_at_once_migrate_one_at_a_time() {
+    let cluster = Cluster::shared();
+    let name = format!("migrate_{}", uuid::Uuid::new_v4().simple());
+    cluster.create_database(&name, None).await.unwrap();
+    let settings = cluster.database_settings(&name);
+    let log = harness::test_logger("migrate");
+    // Eight replicas of a rollout, all finding the database empty.
+    let runs =
+        futures::future::join_all((0..8).map(|_| order_service::migrate(&settings, &log))).await;
+    for run in runs {
+        run.expect("every replica starts");
+    }
+    let db = cluster.connect(&name).await.unwrap();
+    let applied: Vec<i32> = db
+        .query(
+            "SELECT version FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(applied, vec![1, 2, 3], "each migration applied once");
+    drop(db);
+    cluster.drop_database(&name).await.unwrap();
+}

@@ -1,6 +1,7 @@
 use clap::Parser;
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
+use service_support::shutdown::DrainSettings;
 use std::net::IpAddr;
 
 /// order-service: creates and manages orders, and settles them when
@@ -33,6 +34,8 @@ pub struct Settings {
     pub log_level: String,
     #[command(flatten)]
     pub idempotency: IdempotencySettings,
+    #[command(flatten)]
+    pub drain: DrainSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for Settings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_level", &self.log_level)
             .field("idempotency", &self.idempotency)
+            .field("drain", &self.drain)
             .finish_non_exhaustive()
     }
 }

@@ -145,8 +145,10 @@ impl OrderApi for OrderApiImpl {
     }
 
     async fn readyz(rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
-        let database = operations::database_check(&rqctx.context().db).await;
-        operations::ready(vec![("database", database)]).map(HttpResponseOk)
+        let context = rqctx.context();
+        let stopping = context.draining.check();
+        let database = operations::database_check(&context.db).await;
+        operations::ready(vec![("shutdown", stopping), ("database", database)]).map(HttpResponseOk)
     }
 
     async fn metrics(

@@ -23,6 +23,7 @@ use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
+use service_support::shutdown::Draining;
 use store::OrderStore;
 use tokio_util::task::AbortOnDropHandle;
 use webhook::CallbackVerifier;
@@ -45,6 +46,14 @@ pub struct ServiceContext {
     db: Database,
     metrics: Metrics,
     docs: Docs,
+    draining: Draining,
+}
+
+impl ServiceContext {
+    /// Starts stopping: readiness fails from now on; requests are still served.
+    pub fn begin_draining(&self) {
+        self.draining.begin();
+    }
 }
 
 /// Brings the database schema up to date. [`start`] does this too; the
@@ -99,6 +108,7 @@ pub async fn start(
             db,
             metrics: Metrics::new(),
             docs: Docs::for_service("order-service", &["orders", "internal"])?,
+            draining: Draining::default(),
         },
         log,
     )

@@ -30,6 +30,8 @@ async fn main() -> ExitCode {
             slog::error!(log, "cannot wait for signals; shutting down"; "error" => %error)
         }
     }
+    server.app_private().begin_draining();
+    tokio::time::sleep(settings.drain.drain()).await;
     match server.close().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

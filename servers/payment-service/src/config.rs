@@ -1,6 +1,7 @@
 use clap::{Parser, Subcommand};
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
+use service_support::shutdown::DrainSettings;
 use std::net::IpAddr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub expiry_secs: u64,
     #[command(flatten)]
     pub idempotency: IdempotencySettings,
+    #[command(flatten)]
+    pub drain: DrainSettings,
     #[command(flatten)]
     pub order_service: OrderServiceSettings,
     #[command(flatten)]
@@ -142,6 +145,7 @@ impl std::fmt::Debug for Settings {
             .field("port", &self.port)
             .field("expiry_secs", &self.expiry_secs)
             .field("idempotency", &self.idempotency)
+            .field("drain", &self.drain)
             .field("order_service_url", &self.order_service.url)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()

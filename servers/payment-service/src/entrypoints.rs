@@ -78,14 +78,19 @@ impl PaymentApi for PaymentApiImpl {
 
     async fn readyz(rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
         let context = rqctx.context();
+        let stopping = context.draining.check();
         let database = operations::database_check(&context.db).await;
         let dispatcher = if context.dispatcher_running.load(Ordering::SeqCst) {
             Ok(())
         } else {
             Err("the outcome dispatcher is not running".to_string())
         };
-        operations::ready(vec![("database", database), ("dispatcher", dispatcher)])
-            .map(HttpResponseOk)
+        operations::ready(vec![
+            ("shutdown", stopping),
+            ("database", database),
+            ("dispatcher", dispatcher),
+        ])
+        .map(HttpResponseOk)
     }
 
     async fn metrics(

@@ -30,6 +30,7 @@ use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
+use service_support::shutdown::Draining;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -59,6 +60,7 @@ pub struct ServiceContext {
     delivery_metrics: DeliveryMetrics,
     dispatcher_running: Arc<AtomicBool>,
     docs: Docs,
+    draining: Draining,
 }
 
 /// A running payment-service: the HTTP server and the outcome dispatcher.
@@ -70,6 +72,11 @@ pub struct PaymentService {
 impl PaymentService {
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// Starts stopping: readiness fails from now on; requests are still served.
+    pub fn begin_draining(&self) {
+        self.server.app_private().draining.begin();
     }
 
     /// Stops accepting requests, finishes those in flight and the
@@ -160,6 +167,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         delivery_metrics,
         dispatcher_running,
         docs: Docs::for_service("payment-service", &["payments"])?,
+        draining: Draining::default(),
     };
     let server = match ServerBuilder::new(api, context, log).config(config).start() {
         Ok(server) => server,

@@ -42,6 +42,8 @@ async fn main() -> ExitCode {
             slog::error!(log, "cannot wait for signals; shutting down"; "error" => %error)
         }
     }
+    service.begin_draining();
+    tokio::time::sleep(settings.drain.drain()).await;
     match service.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
