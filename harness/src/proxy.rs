@@ -3,8 +3,10 @@
 //! the generated clients or raw HTTP alike, so no response escapes the
 //! check; what breaks the contract is collected for the test to assert on.
 //! It also records when each request was in flight. In front of several
-//! instances of a service it sends each request to the next one in turn,
-//! as a Kubernetes Service or a load balancer would.
+//! instances of a service it balances like a Kubernetes Service or a load
+//! balancer: each request goes to the next instance in turn that passes its
+//! readiness check (`/readyz`, polled every 50 ms), and a request no
+//! instance could be connected to is tried on the next one.
 
 use crate::conformance::Conformance;
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -62,6 +64,7 @@ impl ConformanceProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            ready: upstreams.iter().map(|_| AtomicBool::new(true)).collect(),
             upstreams,
             turn: AtomicUsize::new(0),
             client: reqwest::Client::builder()
@@ -71,6 +74,9 @@ impl ConformanceProxy {
             violations: Mutex::new(Vec::new()),
             exchanges: Mutex::new(Vec::new()),
         });
+        if shared.upstreams.len() > 1 {
+            tokio::spawn(poll_readiness(Arc::downgrade(&shared)));
+        }
         let serving = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -126,11 +132,36 @@ impl Drop for ConformanceProxy {
 
 struct Shared {
     upstreams: Vec<String>,
+    /// Whether each upstream passed its last readiness check.
+    ready: Vec<AtomicBool>,
     turn: AtomicUsize,
     client: reqwest::Client,
     contract: Arc<Conformance>,
     violations: Mutex<Vec<String>>,
     exchanges: Mutex<Vec<Exchange>>,
+}
+
+/// Checks every upstream's readiness every 50 ms while the proxy lives.
+async fn poll_readiness(shared: std::sync::Weak<Shared>) {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .expect("a client");
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        for (upstream, ready) in shared.upstreams.iter().zip(&shared.ready) {
+            let passed = client
+                .get(format!("{upstream}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            ready.store(passed, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Shared {
@@ -143,17 +174,29 @@ impl Shared {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let upstream = self.turn.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
-        let mut outgoing = self.client.request(
-            parts.method.clone(),
-            format!("{}{path_and_query}", self.upstreams[upstream]),
-        );
-        for (name, value) in &parts.headers {
-            if !HOP_BY_HOP.contains(&name.as_str()) {
-                outgoing = outgoing.header(name, value);
+        let count = self.upstreams.len();
+        let first = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut order: Vec<usize> = (first..first + count).map(|i| i % count).collect();
+        // Ready ones first, in turn; the others only if none is.
+        order.sort_by_key(|&i| !self.ready[i].load(Ordering::Relaxed));
+        let mut attempts = order.into_iter().peekable();
+        let (upstream, reply) = loop {
+            let upstream = attempts.next().expect("at least one upstream");
+            let mut outgoing = self.client.request(
+                parts.method.clone(),
+                format!("{}{path_and_query}", self.upstreams[upstream]),
+            );
+            for (name, value) in &parts.headers {
+                if !HOP_BY_HOP.contains(&name.as_str()) {
+                    outgoing = outgoing.header(name, value);
+                }
             }
-        }
-        let reply = outgoing.body(body).send().await?;
+            match outgoing.body(body.clone()).send().await {
+                // Nothing reached that instance: another may take it.
+                Err(error) if error.is_connect() && attempts.peek().is_some() => continue,
+                reply => break (upstream, reply?),
+            }
+        };
         let status = reply.status();
         let headers = reply.headers().clone();
         let bytes = reply.bytes().await?;

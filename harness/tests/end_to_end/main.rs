@@ -12,6 +12,7 @@ mod operations;
 mod outages;
 mod races;
 mod replicas;
+mod rolling_restart;
 
 use harness::order_service::OrderServiceTest;
 use harness::payment_service::PaymentServiceTest;

@@ -1,0 +1,299 @@
+//! Restarting instances under load, as Kubernetes does in a rolling update:
+//! the service binaries as processes, two of each behind readiness-checking
+//! fronts, whole flows running throughout. Each instance in turn gets
+//! SIGTERM (readiness fails, the front stops sending, the listener closes
+//! after the drain, requests and deliveries in flight finish) and is started
+//! again on its port: the load sees no error and every order is paid. An
+//! instance killed with SIGKILL instead loses no outcome either.
+
+use crate::{order_request, payment_request};
+use harness::postgres::Cluster;
+use harness::process::ServiceProcess;
+use harness::proxy::ConformanceProxy;
+use nix::sys::signal::Signal;
+use order_client::types::OrderStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+/// A binary of the workspace, built beside this test by `cargo test --workspace`.
+fn binary(name: &str) -> String {
+    let path = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --bins`)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+struct Instance {
+    binary: String,
+    environment: Vec<(&'static str, String)>,
+    process: Option<ServiceProcess>,
+}
+
+impl Instance {
+    async fn start(binary: &str, environment: Vec<(&'static str, String)>) -> Instance {
+        let mut instance = Instance {
+            binary: binary.to_string(),
+            environment,
+            process: None,
+        };
+        instance.start_again().await;
+        // Restarts listen where the front expects this instance.
+        let port = instance.process.as_ref().unwrap().address.port();
+        instance.environment.retain(|(name, _)| *name != "PORT");
+        instance.environment.push(("PORT", port.to_string()));
+        instance
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.process.as_ref().unwrap().address)
+    }
+
+    async fn start_again(&mut self) {
+        let (binary, environment) = (self.binary.clone(), self.environment.clone());
+        let process = tokio::task::spawn_blocking(move || {
+            let environment: Vec<(&str, String)> =
+                environment.iter().map(|(k, v)| (*k, v.clone())).collect();
+            ServiceProcess::start(&binary, &environment)
+        })
+        .await
+        .unwrap();
+        self.process = Some(process);
+    }
+
+    /// Sends `signal` and waits for the exit; true if it exited 0.
+    async fn stop(&mut self, signal: Signal) -> bool {
+        let process = self.process.take().expect("running");
+        tokio::task::spawn_blocking(move || process.stop(signal, Duration::from_secs(15)))
+            .await
+            .unwrap()
+            .0
+            .success()
+    }
+}
+
+struct Stack {
+    orders: Vec<Instance>,
+    payments: Vec<Instance>,
+    order_front: ConformanceProxy,
+    payment_front: ConformanceProxy,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let cluster = Cluster::shared();
+        let (order_db, payment_db) = (
+            format!("rolling_orders_{}", Uuid::new_v4().simple()),
+            format!("rolling_payments_{}", Uuid::new_v4().simple()),
+        );
+        for name in [&order_db, &payment_db] {
+            cluster.create_database(name, None).await.unwrap();
+        }
+        let secret = harness::webhook::new_secret();
+        let common = |database: &str| {
+            vec![
+                ("DATABASE_URL", cluster.connection_string(database)),
+                ("PORT", "0".to_string()),
+                ("PAYMENT_CALLBACK_SECRET", secret.clone()),
+                // Longer than the front's 50 ms readiness checks.
+                ("SHUTDOWN_DRAIN_MS", "300".to_string()),
+            ]
+        };
+        let order_binary = binary("order-service");
+        let mut orders = Vec::new();
+        for _ in 0..2 {
+            orders.push(Instance::start(&order_binary, common(&order_db)).await);
+        }
+        let order_front = ConformanceProxy::balancing(orders.iter().map(Instance::url).collect())
+            .await
+            .unwrap();
+        let payment_binary = binary("payment-service");
+        let mut payments = Vec::new();
+        for _ in 0..2 {
+            let mut environment = common(&payment_db);
+            environment.push(("ORDER_SERVICE_URL", order_front.url()));
+            environment.push(("CALLBACK_LEASE_MS", "2000".to_string()));
+            payments.push(Instance::start(&payment_binary, environment).await);
+        }
+        let payment_front =
+            ConformanceProxy::balancing(payments.iter().map(Instance::url).collect())
+                .await
+                .unwrap();
+        Stack {
+            orders,
+            payments,
+            order_front,
+            payment_front,
+        }
+    }
+
+    fn instance(&mut self, index: usize) -> &mut Instance {
+        match index {
+            0 | 1 => &mut self.orders[index],
+            _ => &mut self.payments[index - 2],
+        }
+    }
+}
+
+/// Whole flows from `workers` clients until `stop`; returns the orders
+/// whose payment succeeded and every error seen.
+async fn load(
+    order_url: String,
+    payment_url: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Uuid>, Vec<String>) {
+    let paid = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let orders =
+                order_client::Client::new(&order_url, order_client::ClientContext::default());
+            let payments = payment_client::Client::new(&payment_url);
+            let (stop, paid, errors) = (stop.clone(), paid.clone(), errors.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let flow = async {
+                        let order = orders
+                            .create_order(None, &order_request("Rolling", 1, 250))
+                            .await
+                            .map_err(|e| format!("create order: {e}"))?
+                            .into_inner()
+                            .data;
+                        let payment = payments
+                            .create_payment(None, &payment_request(order.id, order.total_amount))
+                            .await
+                            .map_err(|e| format!("create payment: {e}"))?
+                            .into_inner()
+                            .data;
+                        payments
+                            .mark_payment_success(&payment.id)
+                            .await
+                            .map_err(|e| format!("success: {e}"))?;
+                        Ok::<Uuid, String>(order.id)
+                    };
+                    match flow.await {
+                        Ok(order) => paid.lock().await.push(order),
+                        Err(error) => errors.lock().await.push(error),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let paid = paid.lock().await.clone();
+    let errors = errors.lock().await.clone();
+    (paid, errors)
+}
+
+/// Every one of `orders` reads `paid` within 20 s.
+async fn all_paid(front: &ConformanceProxy, orders: &[Uuid]) {
+    let client = order_client::Client::new(&front.url(), order_client::ClientContext::default());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in orders {
+        loop {
+            let order = client.get_order(id).await.unwrap().into_inner().data;
+            if order.status == OrderStatus::Paid {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} lost its outcome: {order:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Waits until `url`'s readiness passes again.
+async fn ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reqwest::get(format!("{url}/readyz"))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "{url} never ready again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The front's next readiness check sees it too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_instance_fails_no_request_and_loses_no_outcome() {
+    let mut stack = Stack::start().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(load(
+        stack.order_front.url(),
+        stack.payment_front.url(),
+        6,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for index in 0..4 {
+        let instance = stack.instance(index);
+        assert!(
+            instance.stop(Signal::SIGTERM).await,
+            "instance {index} exited 0"
+        );
+        instance.start_again().await;
+        let url = instance.url();
+        ready(&url).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (paid, errors) = load.await.unwrap();
+
+    assert!(errors.is_empty(), "{} errors: {errors:?}", errors.len());
+    assert!(paid.len() >= 20, "the load ran: {} flows", paid.len());
+    all_paid(&stack.order_front, &paid).await;
+    for front in [&stack.order_front, &stack.payment_front] {
+        assert!(front.violations().is_empty(), "{:?}", front.violations());
+    }
+    eprintln!("rolling restart: {} flows, 0 errors", paid.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_outright_loses_no_outcome() {
+    let mut stack = Stack::start().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(load(
+        stack.order_front.url(),
+        stack.payment_front.url(),
+        6,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = stack.instance(2);
+    killed.stop(Signal::SIGKILL).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    killed.start_again().await;
+    let url = killed.url();
+    ready(&url).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (paid, errors) = load.await.unwrap();
+
+    // Requests in flight to the killed instance fail as their connection
+    // drops; every settled payment's outcome still reaches its order,
+    // those it had claimed after their lease (2 s here).
+    assert!(paid.len() >= 20, "the load ran: {} flows", paid.len());
+    all_paid(&stack.order_front, &paid).await;
+    eprintln!(
+        "SIGKILL: {} flows settled and paid; {} requests failed in flight: {errors:?}",
+        paid.len(),
+        errors.len()
+    );
+}
