@@ -1,25 +1,21 @@
-//! The test harness: real PostgreSQL, real services on `127.0.0.1:0`, and
-//! a proxy in front of each service that checks every response against
-//! the committed `openapi.yaml`.
+//! The test harness: real PostgreSQL (a throwaway cluster per test binary,
+//! from `postgres-cluster`), real services on `127.0.0.1:0`, and a proxy in
+//! front of each service that checks every response against the contract
+//! (with `conformance`'s checker).
 //!
-//! - `postgres`: throwaway clusters from the machine's server binaries.
-//! - `conformance`: response checks against the contract.
-//! - `proxy`: applies those checks to all traffic of a test.
+//! - `proxy`: applies those checks to all traffic of a test, and balances
+//!   over several instances.
 //! - `order_service`: order-service under test, on its own database.
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `browser`: headless Chromium, for the services' documentation pages.
 //! - `process`: a service binary run as its own process, stopped by signals.
-//! - `remote`: the checks the `conformance` command runs against deployed services.
 
 pub mod browser;
-pub mod conformance;
 pub mod order_service;
 pub mod payment_service;
-pub mod postgres;
 pub mod process;
 pub mod proxy;
-pub mod remote;
 pub mod webhook;
 
 /// A logger for a step of a test whose log nobody reads (on stderr if

@@ -1,11 +1,11 @@
 //! order-service under test: the real service, in-process on
 //! `127.0.0.1:0`, on a database of its own, behind a conformance proxy.
 
-use crate::postgres::Cluster;
 use crate::proxy::ConformanceProxy;
 use crate::{LogBuffer, test_logger, webhook};
 use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
+use postgres_cluster::Cluster;
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
 use service_support::shutdown::DrainSettings;

@@ -2,10 +2,10 @@
 //! database of its own, behind a conformance proxy, in a runtime of its
 //! own so that a test can kill it abruptly, mid-delivery, as a crash would.
 
-use crate::postgres::Cluster;
 use crate::proxy::ConformanceProxy;
 use crate::{LogBuffer, test_logger};
 use payment_service::{DeliverySettings, OrderServiceSettings, PaymentService, Settings};
+use postgres_cluster::Cluster;
 use service_support::idempotency::IdempotencySettings;
 use service_support::shutdown::DrainSettings;
 use tokio::runtime::Runtime;

@@ -88,7 +88,7 @@ impl Drop for ServiceProcess {
 /// signal, and checks that it exits 0 within 10 s of SIGTERM and of
 /// SIGINT, saying it is shutting down. Returns how long each exit took.
 pub async fn stops_cleanly_on_signals(binary: &str) -> Vec<(Signal, Duration)> {
-    let cluster = crate::postgres::Cluster::shared();
+    let cluster = postgres_cluster::Cluster::shared();
     let mut exits = Vec::new();
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let database = format!("signals_{}", uuid::Uuid::new_v4().simple());

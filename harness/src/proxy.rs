@@ -8,8 +8,8 @@
 //! readiness check (`/readyz`, polled every 50 ms), and a request no
 //! instance could be connected to is tried on the next one.
 
-use crate::conformance::Conformance;
 use bytes::Bytes;
+use conformance::Conformance;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;

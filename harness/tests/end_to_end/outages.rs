@@ -158,7 +158,7 @@ async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
 /// dispatcher must have subscribed again for that to keep working.
 #[tokio::test]
 async fn the_dispatcher_wakes_on_commit_and_subscribes_again_after_a_database_restart() {
-    let cluster = harness::postgres::Cluster::start().expect("a private cluster");
+    let cluster = postgres_cluster::Cluster::start().expect("a private cluster");
     let orders = harness::order_service::OrderServiceTest::start().await;
     let payments = harness::payment_service::PaymentServiceTest::start_on(
         &cluster,

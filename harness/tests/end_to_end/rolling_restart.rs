@@ -7,11 +7,11 @@
 //! instance killed with SIGKILL instead loses no outcome either.
 
 use crate::{order_request, payment_request};
-use harness::postgres::Cluster;
 use harness::process::ServiceProcess;
 use harness::proxy::ConformanceProxy;
 use nix::sys::signal::Signal;
 use order_client::types::OrderStatus;
+use postgres_cluster::Cluster;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -5,8 +5,8 @@
 
 use crate::{error_body, order_request};
 use harness::order_service::OrderServiceTest;
-use harness::postgres::Cluster;
 use order_client::types::{ApiError, PaymentCallback, PaymentOutcome};
+use postgres_cluster::Cluster;
 use reqwest::StatusCode;
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};

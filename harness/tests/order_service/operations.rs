@@ -1,9 +1,9 @@
 //! What operators and orchestrators use: health, readiness, metrics, logs.
 
 use crate::{order_request, send};
-use harness::conformance::Conformance;
+use conformance::Conformance;
 use harness::order_service::OrderServiceTest;
-use harness::postgres::Cluster;
+use postgres_cluster::Cluster;
 use reqwest::{Method, StatusCode};
 
 #[tokio::test]

@@ -8,7 +8,7 @@ mod delivering;
 mod idempotency;
 mod shutdown;
 
-use harness::conformance::Conformance;
+use conformance::Conformance;
 use harness::payment_service::PaymentServiceTest;
 use harness::webhook::new_secret;
 use serde_json::{Value, json};

@@ -38,6 +38,18 @@ pub struct Settings {
     pub drain: DrainSettings,
 }
 
+impl Settings {
+    /// The settings from the environment alone, with `callback_secret`, for
+    /// a launcher that runs the service in its own process.
+    pub fn from_environment(callback_secret: &str) -> anyhow::Result<Settings> {
+        Ok(Settings::try_parse_from([
+            "order-service",
+            "--callback-secret",
+            callback_secret,
+        ])?)
+    }
+}
+
 impl std::fmt::Debug for Settings {
     // By hand, so the callback secrets never reach a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

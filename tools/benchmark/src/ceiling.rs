@@ -5,7 +5,7 @@
 
 use crate::seed;
 use anyhow::{Context, bail};
-use harness::postgres::Cluster;
+use postgres_cluster::Cluster;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

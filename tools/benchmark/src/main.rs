@@ -22,7 +22,7 @@ mod services;
 
 use anyhow::Context;
 use clap::Parser;
-use harness::postgres::Cluster;
+use postgres_cluster::Cluster;
 use services::Service;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -173,7 +173,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         bin_dir: &bin_dir,
         log_dir: &work_dir,
         cluster: &cluster,
-        secret: harness::webhook::new_secret(),
+        secret: service_support::callback_secret::generate(),
         pool_size: options.pool_size,
     };
 

@@ -2,7 +2,7 @@
 //! one line per rule, a summary, and a non-zero exit on any failure.
 
 use clap::Parser;
-use harness::remote::{Target, run};
+use conformance::remote::{Target, run};
 use std::process::ExitCode;
 
 /// Runs the contract and end-to-end checks against running services.
@@ -31,6 +31,15 @@ struct Options {
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
+    if let Some(secret) = &options.secret
+        && let Err(error) = standardwebhooks::Webhook::new(secret)
+    {
+        eprintln!(
+            "conformance: --secret is not a callback secret ({error}); give the services' \
+             PAYMENT_CALLBACK_SECRET, `whsec_` followed by base64"
+        );
+        return ExitCode::from(2);
+    }
     let target = Target {
         order_url: options.order_url.trim_end_matches('/').to_string(),
         payment_url: options.payment_url.trim_end_matches('/').to_string(),

@@ -1,4 +1,6 @@
-//! Checks HTTP responses against the committed `openapi.yaml`: the body of
+//! Checks HTTP responses against the contract, `openapi.yaml` as committed
+//! when this crate was built (it is compiled in, so the checks work from
+//! any directory): the body of
 //! every response to a documented operation must validate against the
 //! schema the contract gives for its status code, and every response must
 //! carry an `x-request-id`.
@@ -7,10 +9,12 @@ use anyhow::{Context, anyhow};
 use jsonschema::{Draft, Registry, Validator};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 const DOCUMENT_URI: &str = "urn:openapi:contract";
+
+/// The contract this crate was built with.
+const CONTRACT: &str = include_str!("../../../openapi.yaml");
 
 /// The contract's response schemas, compiled once.
 pub struct Conformance {
@@ -30,22 +34,19 @@ struct Operation {
 }
 
 impl Conformance {
-    /// The committed contract, loaded once per test binary.
+    /// The contract, compiled once per process.
     pub fn shared() -> Arc<Conformance> {
         static SHARED: LazyLock<Arc<Conformance>> = LazyLock::new(|| {
-            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
             Arc::new(
-                Conformance::load(&path)
-                    .unwrap_or_else(|e| panic!("cannot load the contract: {e:#}")),
+                Conformance::from_document(CONTRACT)
+                    .unwrap_or_else(|e| panic!("the compiled-in contract does not load: {e:#}")),
             )
         });
         SHARED.clone()
     }
 
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Conformance> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let mut document: Value = serde_yaml::from_str(&text)?;
+    fn from_document(text: &str) -> anyhow::Result<Conformance> {
+        let mut document: Value = serde_yaml::from_str(text)?;
         rewrite_nullable(&mut document);
         let registry = Registry::new()
             .draft(Draft::Draft4)

@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use harness::postgres::{Cluster, database_settings};
+use postgres_cluster::{Cluster, database_settings};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -94,7 +94,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let (order_log, _order_log_writer) = service_support::logging::logger("order-service", "info")?;
     let (payment_log, _payment_log_writer) =
         service_support::logging::logger("payment-service", "info")?;
-    let mut orders = harness::order_service::settings_for_database(order_db, &secret);
+    let mut orders = order_service::Settings::from_environment(&secret)?;
+    orders.database = order_db;
     orders.port = options.order_port;
     let order_service = order_service::start(&orders, order_log)
         .await
@@ -160,7 +161,7 @@ fn callback_secret(data_dir: &Path) -> anyhow::Result<String> {
     if let Ok(secret) = std::fs::read_to_string(&file) {
         return Ok(secret.trim().to_string());
     }
-    let secret = harness::webhook::new_secret();
+    let secret = service_support::callback_secret::generate();
     std::fs::write(&file, &secret).with_context(|| format!("cannot write {}", file.display()))?;
     Ok(secret)
 }
