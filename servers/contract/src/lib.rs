@@ -1,6 +1,8 @@
 //! Builds `openapi.yaml`, the one contract of both services, from the
 //! order and payment API traits, and reviews it the way a person would.
 
+pub mod compat;
+
 use anyhow::{Context, anyhow, bail};
 use indexmap::IndexMap;
 use openapiv3::{Link, LinkOperation, OpenAPI, ReferenceOr, Server, StatusCode};
@@ -8,9 +10,11 @@ use serde_json::Value;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// The version of the contract, in `info.version`. Progenitor clients send
-/// it as `api-version` on every request.
-pub const CONTRACT_VERSION: semver::Version = semver::Version::new(1, 0, 0);
+/// The version of the contract, in `info.version`, following semver: a
+/// change that breaks a client (see [`compat`]) needs a new major version;
+/// an addition a new minor one. Progenitor clients send it as
+/// `api-version` on every request. CHANGELOG.md says what each changed.
+pub const CONTRACT_VERSION: semver::Version = semver::Version::new(1, 1, 0);
 
 /// The command that regenerates `openapi.yaml`.
 pub const GENERATE_COMMAND: &str = "cargo run -p contract -- generate";
@@ -20,6 +24,12 @@ const HEADER: &str = "\
 # Generated from servers/order-api and servers/payment-api by
 # `cargo run -p contract -- generate`; do not edit by hand.
 ";
+
+/// The contract as last released, which the current one must not break.
+/// Releasing copies `openapi.yaml` here.
+pub fn released_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("released/openapi.yaml")
+}
 
 /// Where the committed contract lives: the repository root.
 pub fn committed_path() -> PathBuf {

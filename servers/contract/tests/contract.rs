@@ -62,3 +62,82 @@ fn review_reports_a_missing_summary_and_a_second_tag() {
             .any(|p| p.starts_with("POST /orders: needs exactly one declared tag"))
     );
 }
+
+fn yaml(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn version(contract: &serde_json::Value) -> semver::Version {
+    contract["info"]["version"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The breaking-change gate: the contract keeps every promise of the
+/// released one, says by its version that it changed, and the changelog
+/// says how.
+#[test]
+fn the_contract_keeps_every_promise_of_the_released_one() {
+    let released = yaml(&contract::released_path());
+    let current = yaml(&contract::committed_path());
+    let problems = contract::compat::breaking_changes(&released, &current);
+    assert!(
+        problems.is_empty(),
+        "openapi.yaml breaks clients of the released contract {}:\n  {}",
+        version(&released),
+        problems.join("\n  ")
+    );
+    let (was, is) = (version(&released), version(&current));
+    let mut unversioned = current.clone();
+    unversioned["info"]["version"] = released["info"]["version"].clone();
+    if unversioned != released {
+        assert!(
+            is > was,
+            "the contract changed since {was} but info.version is {is}: raise CONTRACT_VERSION"
+        );
+    }
+    let changelog =
+        std::fs::read_to_string(contract::committed_path().with_file_name("CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.contains(&format!("## {is}")),
+        "CHANGELOG.md has no section for {is}"
+    );
+}
+
+/// The gate on the real contract, broken on purpose: it names each break.
+#[test]
+fn the_gate_names_each_break_of_the_real_contract() {
+    let current = yaml(&contract::committed_path());
+    let mut broken = current.clone();
+    let list = &mut broken["paths"]["/orders"]["get"]["parameters"];
+    for parameter in list.as_array_mut().unwrap() {
+        if parameter["name"] == "limit" {
+            parameter["required"] = true.into();
+        }
+    }
+    let statuses = broken["components"]["schemas"]["OrderStatus"]["oneOf"]
+        .as_array_mut()
+        .unwrap();
+    statuses.retain(|alternative| alternative["enum"][0] != "failed");
+    broken["paths"]["/orders"]["post"]["responses"]["201"] =
+        broken["paths"]["/orders"]["post"]["responses"]["200"].take();
+    broken["paths"]["/orders"]["post"]["responses"]
+        .as_object_mut()
+        .unwrap()
+        .remove("200");
+    let problems = contract::compat::breaking_changes(&current, &broken);
+    for expected in [
+        "GET /orders: query parameter limit became required",
+        "enum value \"failed\" was removed",
+        "POST /orders: success status changed",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected:?} not among:\n{}",
+            problems.join("\n")
+        );
+    }
+}
