@@ -362,6 +362,9 @@ mod tests {
         }})
     }
 
+    /// A change made to a contract.
+    type Change = Box<dyn Fn(&mut Value)>;
+
     fn released() -> Value {
         contract(order(), "200", json!([]))
     }
@@ -388,7 +391,7 @@ mod tests {
 
     #[test]
     fn each_kind_of_break_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "the operation was removed",
                 Box::new(|c| c["paths"]["/orders"].as_object_mut().unwrap().clear()),
