@@ -129,6 +129,7 @@ fn the_gate_names_each_break_of_the_real_contract() {
         .unwrap()
         .remove("200");
     let problems = contract::compat::breaking_changes(&current, &broken);
+    eprintln!("{}", problems.join("\n"));
     for expected in [
         "GET /orders: query parameter limit became required",
         "enum value \"failed\" was removed",

@@ -4,9 +4,10 @@
 //! `order-service` implements it.
 //!
 //! WHEN CHANGING THE API: edit this trait or its types, run
-//! `cargo run -p contract -- generate`, and review the diff of
-//! `openapi.yaml`. Function names are operationIds, and so method names in the
-//! generated clients: renaming one is a breaking change.
+//! `cargo run -p contract -- generate` and `cargo run -p client-codegen`,
+//! and review the diff of `openapi.yaml`; CHANGELOG.md says what changed.
+//! Function names are operationIds, and so method names in the generated
+//! clients: renaming one is a breaking change.
 
 use api_common::{
     ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, NonBlankText, Page,
