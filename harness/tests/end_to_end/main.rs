@@ -9,6 +9,7 @@ mod flow;
 mod hostile_input;
 mod integrity;
 mod operations;
+mod other_languages;
 mod outages;
 mod races;
 mod replicas;

@@ -77,8 +77,18 @@ pub fn merged() -> anyhow::Result<OpenAPI> {
     let mut merged = orders.clone();
     merged.info.title = "Order & Payment Services".to_string();
     merged.info.description = Some(DESCRIPTION.trim().to_string());
-    set_path_servers(&mut merged, "http://localhost:8080", "order-service");
-    set_path_servers(&mut payments, "http://localhost:8081", "payment-service");
+    // One list for the document rather than one server per path: client
+    // generators that honour per-path servers (openapi-generator's python
+    // and typescript-fetch) would pin those URLs and ignore the base URL a
+    // user configures. Each client takes its service's URL; the tags say
+    // which service serves an operation.
+    merged.servers = vec![
+        local_server(
+            "http://localhost:8080",
+            "order-service (tags orders and internal)",
+        ),
+        local_server("http://localhost:8081", "payment-service (tag payments)"),
+    ];
     absorb(&mut merged, payments)?;
     for (from, to, parameter) in LINKS {
         link(&mut merged, from, to, parameter)?;
@@ -207,15 +217,11 @@ fn service_document(json: Value) -> anyhow::Result<OpenAPI> {
     serde_json::from_value(json).context("Dropshot produced a document openapiv3 cannot read")
 }
 
-fn set_path_servers(spec: &mut OpenAPI, url: &str, service: &str) {
-    for item in spec.paths.paths.values_mut() {
-        if let ReferenceOr::Item(item) = item {
-            item.servers = vec![Server {
-                url: url.to_string(),
-                description: Some(format!("{service}, as started locally")),
-                ..Default::default()
-            }];
-        }
+fn local_server(url: &str, service: &str) -> Server {
+    Server {
+        url: url.to_string(),
+        description: Some(format!("{service}, as started locally")),
+        ..Default::default()
     }
 }
 
