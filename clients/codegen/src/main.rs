@@ -1,4 +1,4 @@
-//! Regenerates both clients' `src/generated.rs` from `openapi.yaml`.
+//! Regenerates the clients and the command-line client's modules from `openapi.yaml`.
 
 use std::process::ExitCode;
 
@@ -12,6 +12,19 @@ fn main() -> ExitCode {
                 eprintln!("error: {}: {error:#}", spec.name);
                 return ExitCode::FAILURE;
             }
+        }
+    }
+    for module in client_codegen::cli_modules() {
+        let written = client_codegen::render_cli(&module).and_then(|sources| {
+            for (path, source) in module.paths().iter().zip(sources) {
+                std::fs::write(path, source)?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
+            eprintln!("error: {}: {error:#}", module.name);
+            return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS

@@ -1,0 +1,163 @@
+//! The README's walk-through with the command-line client, against both
+//! live services: create an order, pay it, mark the payment successful,
+//! read the order `paid`; and a refusal printed and exited as documented.
+
+use harness::order_service::OrderServiceTest;
+use harness::payment_service::PaymentServiceTest;
+use serde_json::Value;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+struct Services {
+    orders: OrderServiceTest<'static>,
+    payments: PaymentServiceTest<'static>,
+}
+
+impl Services {
+    /// Runs `order-payment` with `args` against the services.
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_order-payment"));
+        command
+            .args(args)
+            .env("ORDER_SERVICE_URL", self.orders.url(""))
+            .env("PAYMENT_SERVICE_URL", self.payments.url(""));
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed; returns the `data` it printed.
+    async fn data(&self, args: &[&str]) -> Value {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        printed["data"].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_created_paid_and_read_paid_from_the_command_line() {
+    let orders = OrderServiceTest::start().await;
+    let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), |_| {}).await;
+    let services = Services { orders, payments };
+
+    let order = services
+        .data(&[
+            "create-order",
+            "--item-name",
+            "Desk lamp",
+            "--quantity",
+            "2",
+            "--price",
+            "2500",
+        ])
+        .await;
+    assert_eq!(order["total_amount"], 5000);
+    let order_id = order["id"].as_str().unwrap();
+    let payment = services
+        .data(&[
+            "create-payment",
+            "--order-id",
+            order_id,
+            "--amount",
+            "5000",
+            "--provider",
+            "stripe",
+        ])
+        .await;
+    let payment_id = payment["id"].as_str().unwrap();
+    let settled = services
+        .data(&["mark-payment-success", "--payment-id", payment_id])
+        .await;
+    assert_eq!(settled["status"], "success");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while services.data(&["get-order", "--order-id", order_id]).await["status"] != "paid" {
+        assert!(Instant::now() < deadline, "the order never read paid");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let again = services
+        .data(&[
+            "create-order",
+            "--item-name",
+            "Desk lamp",
+            "--quantity",
+            "1",
+            "--price",
+            "10",
+            "--idempotency-key",
+            "cli-1",
+        ])
+        .await;
+    let retried = services
+        .data(&[
+            "create-order",
+            "--item-name",
+            "Desk lamp",
+            "--quantity",
+            "1",
+            "--price",
+            "10",
+            "--idempotency-key",
+            "cli-1",
+        ])
+        .await;
+    assert_eq!(again["id"], retried["id"]);
+
+    services.payments.cleanup().await;
+    services.orders.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_mistakes_are_explained_with_their_exit_codes() {
+    let orders = OrderServiceTest::start().await;
+    let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), |_| {}).await;
+    let services = Services { orders, payments };
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let refused = services.run(&["get-order", "--order-id", &missing]).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: 404 ORDER_NOT_FOUND: no order has id {missing}"
+        )),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty());
+
+    let mistaken = services
+        .run(&[
+            "create-order",
+            "--item-name",
+            "x",
+            "--quantity",
+            "0",
+            "--price",
+            "1",
+        ])
+        .await;
+    assert_eq!(mistaken.status.code(), Some(2), "a usage mistake");
+
+    services.payments.cleanup().await;
+    services.orders.cleanup().await;
+
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_order-payment"))
+        .args([
+            "--order-url",
+            "http://127.0.0.1:9",
+            "get-order",
+            "--order-id",
+            &missing,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(unreachable.status.code(), Some(3), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}
