@@ -14,6 +14,31 @@ struct Services {
 }
 
 impl Services {
+    async fn start() -> Services {
+        let orders = OrderServiceTest::start().await;
+        let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), |_| {}).await;
+        Services { orders, payments }
+    }
+
+    async fn cleanup(self) {
+        self.payments.cleanup().await;
+        self.orders.cleanup().await;
+    }
+
+    /// Creates an order with `extra` arguments; returns its `data`.
+    async fn create_order(&self, quantity: &str, price: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "create-order",
+            "--item-name",
+            "Desk lamp",
+            "--quantity",
+            quantity,
+            "--price",
+            price,
+        ];
+        args.extend_from_slice(extra);
+        self.data(&args).await
+    }
     /// Runs `order-payment` with `args` against the services.
     async fn run(&self, args: &[&str]) -> Output {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_order-payment"));
@@ -41,21 +66,9 @@ impl Services {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_is_created_paid_and_read_paid_from_the_command_line() {
-    let orders = OrderServiceTest::start().await;
-    let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), |_| {}).await;
-    let services = Services { orders, payments };
+    let services = Services::start().await;
 
-    let order = services
-        .data(&[
-            "create-order",
-            "--item-name",
-            "Desk lamp",
-            "--quantity",
-            "2",
-            "--price",
-            "2500",
-        ])
-        .await;
+    let order = services.create_order("2", "2500", &[]).await;
     assert_eq!(order["total_amount"], 5000);
     let order_id = order["id"].as_str().unwrap();
     let payment = services
@@ -81,43 +94,17 @@ async fn an_order_is_created_paid_and_read_paid_from_the_command_line() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let again = services
-        .data(&[
-            "create-order",
-            "--item-name",
-            "Desk lamp",
-            "--quantity",
-            "1",
-            "--price",
-            "10",
-            "--idempotency-key",
-            "cli-1",
-        ])
-        .await;
-    let retried = services
-        .data(&[
-            "create-order",
-            "--item-name",
-            "Desk lamp",
-            "--quantity",
-            "1",
-            "--price",
-            "10",
-            "--idempotency-key",
-            "cli-1",
-        ])
-        .await;
+    let key = ["--idempotency-key", "cli-1"];
+    let again = services.create_order("1", "10", &key).await;
+    let retried = services.create_order("1", "10", &key).await;
     assert_eq!(again["id"], retried["id"]);
 
-    services.payments.cleanup().await;
-    services.orders.cleanup().await;
+    services.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_and_mistakes_are_explained_with_their_exit_codes() {
-    let orders = OrderServiceTest::start().await;
-    let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), |_| {}).await;
-    let services = Services { orders, payments };
+    let services = Services::start().await;
 
     let missing = uuid::Uuid::new_v4().to_string();
     let refused = services.run(&["get-order", "--order-id", &missing]).await;
@@ -144,8 +131,7 @@ async fn refusals_and_mistakes_are_explained_with_their_exit_codes() {
         .await;
     assert_eq!(mistaken.status.code(), Some(2), "a usage mistake");
 
-    services.payments.cleanup().await;
-    services.orders.cleanup().await;
+    services.cleanup().await;
 
     let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_order-payment"))
         .args([

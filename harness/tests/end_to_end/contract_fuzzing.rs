@@ -8,7 +8,7 @@
 //! The signed internal operations are left out: without the secret every
 //! request to them is a 401, which order_service/callback.rs covers.
 
-use crate::System;
+use crate::{System, installed};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,7 +22,7 @@ const EXAMPLES: &str = "200";
 
 #[tokio::test]
 async fn schemathesis_finds_nothing_against_either_service() {
-    if !schemathesis_installed().await {
+    if !installed(&[("schemathesis", &["--version"])]).await {
         return;
     }
     let system = System::start().await;
@@ -72,22 +72,6 @@ async fn schemathesis_finds_nothing_against_either_service() {
     )
     .await;
     system.cleanup().await;
-}
-
-async fn schemathesis_installed() -> bool {
-    let found = tokio::process::Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .await
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "schemathesis is missing (pip install schemathesis); CI must run this test"
-        );
-        eprintln!("SKIPPED: schemathesis is not installed (pip install schemathesis)");
-    }
-    found
 }
 
 /// Runs schemathesis against `url`; fails with its report on any finding.

@@ -23,6 +23,27 @@ use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Whether every program answers its arguments (`--version` and the
+/// like); outside CI a missing one skips the test, saying so.
+pub async fn installed(programs: &[(&str, &[&str])]) -> bool {
+    for (program, args) in programs {
+        let found = tokio::process::Command::new(program)
+            .args(*args)
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{program} is missing; CI must run this test (.ci/run installs it)"
+            );
+            eprintln!("SKIPPED: {program} is not installed (.ci/run shows how)");
+            return false;
+        }
+    }
+    true
+}
+
 pub struct System {
     pub orders: OrderServiceTest<'static>,
     pub payments: PaymentServiceTest<'static>,

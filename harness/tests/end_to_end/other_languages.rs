@@ -6,32 +6,12 @@
 //! flow, a retried create, and checks an enveloped error arrives as the
 //! language's typed error.
 
-use crate::System;
+use crate::{System, installed};
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Whether every program is installed; outside CI a missing one skips the test.
-async fn installed(programs: &[(&str, &[&str])]) -> bool {
-    for (program, args) in programs {
-        let found = Command::new(program)
-            .args(*args)
-            .output()
-            .await
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{program} is missing; CI must run this test (.ci/run installs it)"
-            );
-            eprintln!("SKIPPED: {program} is not installed (.ci/run shows how)");
-            return false;
-        }
-    }
-    true
 }
 
 /// Runs `command` in `dir`; fails with its output unless it succeeds.

@@ -198,6 +198,35 @@ async fn load(
     (paid, errors)
 }
 
+/// Six clients running whole flows through the fronts.
+struct Load {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<(Vec<Uuid>, Vec<String>)>,
+}
+
+impl Load {
+    /// Starts the load and lets it run for half a second.
+    async fn start(stack: &Stack) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(load(
+            stack.order_front.url(),
+            stack.payment_front.url(),
+            6,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Load { stop, task }
+    }
+
+    /// Lets it run a moment longer, stops it, and returns the orders paid
+    /// and the errors seen.
+    async fn finish(self) -> (Vec<Uuid>, Vec<String>) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
 /// Every one of `orders` reads `paid` within 20 s.
 async fn all_paid(front: &ConformanceProxy, orders: &[Uuid]) {
     let client = order_client::Client::new(&front.url(), order_client::ClientContext::default());
@@ -234,14 +263,7 @@ async fn ready(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_every_instance_fails_no_request_and_loses_no_outcome() {
     let mut stack = Stack::start().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(load(
-        stack.order_front.url(),
-        stack.payment_front.url(),
-        6,
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let load = Load::start(&stack).await;
     for index in 0..4 {
         let instance = stack.instance(index);
         assert!(
@@ -252,9 +274,7 @@ async fn a_rolling_restart_of_every_instance_fails_no_request_and_loses_no_outco
         let url = instance.url();
         ready(&url).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (paid, errors) = load.await.unwrap();
+    let (paid, errors) = load.finish().await;
 
     assert!(errors.is_empty(), "{} errors: {errors:?}", errors.len());
     assert!(paid.len() >= 20, "the load ran: {} flows", paid.len());
@@ -268,23 +288,14 @@ async fn a_rolling_restart_of_every_instance_fails_no_request_and_loses_no_outco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_killed_outright_loses_no_outcome() {
     let mut stack = Stack::start().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(load(
-        stack.order_front.url(),
-        stack.payment_front.url(),
-        6,
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let load = Load::start(&stack).await;
     let killed = stack.instance(2);
     killed.stop(Signal::SIGKILL).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     killed.start_again().await;
     let url = killed.url();
     ready(&url).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (paid, errors) = load.await.unwrap();
+    let (paid, errors) = load.finish().await;
 
     // Requests in flight to the killed instance fail as their connection
     // drops; every settled payment's outcome still reaches its order,
