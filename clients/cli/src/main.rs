@@ -34,18 +34,36 @@ fn command() -> Command {
                 .help("payment-service's base URL"),
         );
     for operation in orders_commands::CliCommand::iter() {
-        root = root.subcommand(
-            orders_commands::Cli::<Json>::get_command(operation)
-                .name(name(operation.operation_id())),
-        );
+        let command = orders_commands::Cli::<Json>::get_command(operation);
+        root = root.subcommand(subcommand(command, operation.operation_id()));
     }
     for operation in payments_commands::CliCommand::iter() {
-        root = root.subcommand(
-            payments_commands::Cli::<Json>::get_command(operation)
-                .name(name(operation.operation_id())),
-        );
+        let command = payments_commands::Cli::<Json>::get_command(operation);
+        root = root.subcommand(subcommand(command, operation.operation_id()));
     }
     root
+}
+
+/// A generated command as a subcommand: named after its operation, its
+/// summary in listings and the contract's whole text under its own
+/// `--help`, without progenitor's `--json-body-template`, which does nothing.
+fn subcommand(command: Command, operation_id: &str) -> Command {
+    let text = command
+        .get_about()
+        .map(|about| about.to_string())
+        .unwrap_or_default();
+    let summary = text.lines().next().unwrap_or_default().to_string();
+    let mut command = command
+        .name(name(operation_id))
+        .about(summary)
+        .long_about(text);
+    if command
+        .get_arguments()
+        .any(|argument| argument.get_id() == "json-body-template")
+    {
+        command = command.mut_arg("json-body-template", |argument| argument.hide(true));
+    }
+    command
 }
 
 /// `create_order` is typed `create-order`.
@@ -107,5 +125,39 @@ mod tests {
     #[test]
     fn the_command_line_is_valid() {
         super::command().debug_assert();
+    }
+
+    #[test]
+    fn every_public_operation_is_a_subcommand_listed_by_its_summary() {
+        let root = super::command();
+        let mut names: Vec<&str> = root.get_subcommands().map(|c| c.get_name()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "create-order",
+                "create-payment",
+                "delete-order",
+                "get-order",
+                "get-payment",
+                "list-orders",
+                "mark-payment-failed",
+                "mark-payment-success",
+                "update-order",
+            ]
+        );
+        for command in root.get_subcommands() {
+            let about = command.get_about().unwrap().to_string();
+            assert!(!about.contains('\n'), "{}: {about}", command.get_name());
+            let hidden = command
+                .get_arguments()
+                .filter(|a| a.get_id() == "json-body-template")
+                .all(|a| a.is_hide_set());
+            assert!(
+                hidden,
+                "{} offers a flag that does nothing",
+                command.get_name()
+            );
+        }
     }
 }
