@@ -10,10 +10,12 @@
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `browser`: headless Chromium, for the services' documentation pages.
 //! - `process`: a service binary run as its own process, stopped by signals.
+//! - `prerequisites`: the programs some tests need, skipped without them outside CI.
 
 pub mod browser;
 pub mod order_service;
 pub mod payment_service;
+pub mod prerequisites;
 pub mod process;
 pub mod proxy;
 pub mod webhook;

@@ -2,6 +2,7 @@
 //! spin's exhaustive search, and the checker is not blind: the variant whose
 //! attachment skips the amount check is caught.
 
+use harness::prerequisites;
 use std::path::Path;
 use std::process::Command;
 
@@ -10,12 +11,8 @@ const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/model/protocol.pml");
 /// Runs spin on the model with `defines`, compiles the verifier and runs it;
 /// returns the verifier's report, or `None` when spin is not installed.
 fn verify(name: &str, defines: &[&str]) -> Option<String> {
-    if Command::new("spin").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "spin is missing (apt-get install spin); CI must run this test"
-        );
-        eprintln!("SKIPPED: spin is not installed (apt-get install spin)");
+    if !prerequisites::runs("spin", &["-V"]) {
+        prerequisites::skip_without("spin", "apt-get install spin");
         return None;
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("model-{name}"));

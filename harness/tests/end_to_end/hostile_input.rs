@@ -245,12 +245,9 @@ impl Request {
     /// decoded, or a dot-segment.
     fn path_is_not_text(&self) -> bool {
         match self {
-            Request::OrderAt(_, path) | Request::PaymentAt(_, path) => path.split('/').any(|s| {
-                matches!(s, "." | "..")
-                    || percent_encoding::percent_decode_str(s)
-                        .decode_utf8()
-                        .is_err()
-            }),
+            Request::OrderAt(_, path) | Request::PaymentAt(_, path) => {
+                !path.split('/').all(conformance::is_path_text)
+            }
             _ => false,
         }
     }

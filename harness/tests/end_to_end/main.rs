@@ -17,6 +17,7 @@ mod rolling_restart;
 
 use harness::order_service::OrderServiceTest;
 use harness::payment_service::PaymentServiceTest;
+use harness::prerequisites;
 use order_client::types::{Order, OrderStatus};
 use payment_client::types::{Payment, PaymentRequest};
 use std::num::NonZeroU64;
@@ -24,20 +25,11 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Whether every program answers its arguments (`--version` and the
-/// like); outside CI a missing one skips the test, saying so.
-pub async fn installed(programs: &[(&str, &[&str])]) -> bool {
+/// like); see [`prerequisites`].
+pub fn installed(programs: &[(&str, &[&str])]) -> bool {
     for (program, args) in programs {
-        let found = tokio::process::Command::new(program)
-            .args(*args)
-            .output()
-            .await
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{program} is missing; CI must run this test (.ci/run installs it)"
-            );
-            eprintln!("SKIPPED: {program} is not installed (.ci/run shows how)");
+        if !prerequisites::runs(program, args) {
+            prerequisites::skip_without(program, ".ci/run shows how to install it");
             return false;
         }
     }

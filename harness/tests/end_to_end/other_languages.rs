@@ -75,9 +75,7 @@ async fn the_python_client_runs_the_flow_and_raises_typed_errors() {
             "python3",
             &["-c", "import pytest, pydantic, dateutil, urllib3"],
         ),
-    ])
-    .await
-    {
+    ]) {
         return;
     }
     let client = scratch("python-client");
@@ -108,9 +106,7 @@ async fn the_typescript_client_runs_the_flow_and_rejects_with_typed_errors() {
         ("openapi-generator-cli", &["version"]),
         ("tsc", &["--version"]),
         ("node", &["--version"]),
-    ])
-    .await
-    {
+    ]) {
         return;
     }
     let project = scratch("typescript-client");

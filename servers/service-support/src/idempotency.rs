@@ -30,7 +30,8 @@ pub const LEASE: Duration = Duration::from_secs(30);
 
 /// Claims `$1` for attempt `$3` with request `$2`, or takes over a key
 /// that expired ($5 seconds) or whose unanswered attempt outlived its
-/// lease ($4 ms) with the same request. No row: the key is someone else's.
+/// lease ($4 ms) with the same request. No row changed: the key is
+/// someone else's.
 const CLAIM: &str = "INSERT INTO idempotency_keys AS k (key, request, attempt, locked_until) \
      VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond') \
      ON CONFLICT (key) DO UPDATE SET request = excluded.request, attempt = excluded.attempt, \
@@ -38,8 +39,7 @@ const CLAIM: &str = "INSERT INTO idempotency_keys AS k (key, request, attempt, l
          created_at = clock_timestamp() \
      WHERE k.created_at < clock_timestamp() - $5 * interval '1 second' \
         OR (k.status IS NULL AND k.locked_until < clock_timestamp() \
-            AND k.request = excluded.request) \
-     RETURNING attempt";
+            AND k.request = excluded.request)";
 
 const READ: &str =
     "SELECT request = $2 AS same_request, status, response FROM idempotency_keys WHERE key = $1";
@@ -113,13 +113,12 @@ impl IdempotencyKeys {
         let ttl_secs = self.ttl.as_secs_f64();
         let claimed = self
             .db
-            .query_opt(
+            .execute(
                 CLAIM,
                 &[&key.as_str(), &request, &attempt, &lease_ms, &ttl_secs],
-                |row| Ok(row.try_get::<_, Uuid>(0)?),
             )
             .await?;
-        if claimed == Some(attempt) {
+        if claimed == 1 {
             return Ok(Claim::Proceed(Attempt {
                 key: key.as_str().to_string(),
                 id: attempt,

@@ -205,12 +205,6 @@ impl Conformance {
         // A path parameter is text: a segment that does not decode to UTF-8,
         // or a dot-segment, is no value of one (Dropshot's router refuses
         // such paths itself, as it does unknown ones; the README says so).
-        let is_text = |segment: &str| {
-            !matches!(segment, "." | "..")
-                && percent_encoding::percent_decode_str(segment)
-                    .decode_utf8()
-                    .is_ok()
-        };
         let matches = |op: &&Operation| {
             op.method == method
                 && op.template.len() == segments.len()
@@ -218,7 +212,7 @@ impl Conformance {
                     .template
                     .iter()
                     .zip(&segments)
-                    .all(|(t, s)| (t.starts_with('{') && is_text(s)) || t == s)
+                    .all(|(t, s)| (t.starts_with('{') && is_path_text(s)) || t == s)
         };
         // A literal segment beats a variable one, as in any router.
         self.operations
@@ -292,6 +286,16 @@ fn rewrite_nullable(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(rewrite_nullable),
         _ => {}
     }
+}
+
+/// Whether a path segment, as sent, can be the value of a path parameter:
+/// text once percent-decoded, and not a dot-segment. Dropshot's router
+/// refuses any other before a handler runs.
+pub fn is_path_text(segment: &str) -> bool {
+    !matches!(segment, "." | "..")
+        && percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .is_ok()
 }
 
 #[cfg(test)]

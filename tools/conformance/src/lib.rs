@@ -9,4 +9,4 @@
 mod checker;
 pub mod remote;
 
-pub use checker::Conformance;
+pub use checker::{Conformance, is_path_text};
