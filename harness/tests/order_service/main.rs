@@ -3,6 +3,7 @@
 //! in front of the service (see `OrderServiceTest::cleanup`).
 
 mod callback;
+mod connections;
 mod database_outage;
 mod docs;
 mod idempotency;

@@ -136,7 +136,7 @@ impl OrderStore {
         let after_id = after.map(|c| c.id);
         let status = status.map(OrderStatus::as_str);
         self.db
-            .query(
+            .read(
                 LIST,
                 &[&after_time, &after_id, &status, &limit],
                 order_from_row,
@@ -145,7 +145,7 @@ impl OrderStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        self.query_opt(GET, &[&id]).await
+        self.db.read_opt(GET, &[&id], order_from_row).await
     }
 
     /// Attaches `payment_id` to the pending order `id` of total `amount`,

@@ -83,11 +83,13 @@ impl PaymentStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Payment>, DbError> {
-        self.query_opt(GET, &[&id]).await
+        self.db.read_opt(GET, &[&id], payment_from_row).await
     }
 
     pub async fn get_by_order(&self, order_id: Uuid) -> Result<Option<Payment>, DbError> {
-        self.query_opt(GET_BY_ORDER, &[&order_id]).await
+        self.db
+            .read_opt(GET_BY_ORDER, &[&order_id], payment_from_row)
+            .await
     }
 
     /// Inserts pending payment `id` unless the order already has a payment

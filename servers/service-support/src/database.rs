@@ -9,11 +9,23 @@
 //!
 //! Every statement is prepared once per connection and reused
 //! (`prepare_cached`), so a request costs one round trip per statement.
+//!
+//! Reads ([`Database::read_opt`], [`Database::read`]) share a few
+//! connections that stay checked out, and tokio-postgres pipelines the
+//! statements of concurrent requests on each: one write carries many
+//! queries and the backend answers them without sleeping in between.
+//! Writes get a connection of their own, so that many commits wait for the
+//! disk together; on a shared connection each commit would hold up every
+//! statement queued behind it.
 
 use anyhow::Context;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    ClientWrapper, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -188,8 +200,39 @@ impl From<PoolError> for DbError {
 /// A connection pool and the deadline for each unit of work on it.
 #[derive(Clone)]
 pub struct Database {
+    /// Connections each held by one unit of work: writes and transactions.
     pool: Pool,
+    /// None in a pool of one, which writes need; reads then use `pool`.
+    readers: Option<Arc<SharedReaders>>,
     deadline: Duration,
+}
+
+/// Connections for reads, each shared by every read that lands on it: one
+/// in eight of the pool, rounded up, so writes keep most of it. A pool of
+/// their own, so writes can never take them all.
+struct SharedReaders {
+    pool: Pool,
+    slots: Box<[ReaderSlot]>,
+    next: AtomicUsize,
+}
+
+#[derive(Default)]
+struct ReaderSlot {
+    current: Mutex<Option<Arc<deadpool_postgres::Object>>>,
+    /// Held by the one read that refills the slot; the others wait for its
+    /// connection rather than each taking one from the pool.
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl ReaderSlot {
+    /// The slot's connection if it is open; a closed one is let go of.
+    fn open(&self) -> Option<Arc<deadpool_postgres::Object>> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|client| client.is_closed()) {
+            *current = None;
+        }
+        current.clone()
+    }
 }
 
 impl Database {
@@ -214,32 +257,38 @@ impl Database {
         settings: &DatabaseSettings,
         config: tokio_postgres::Config,
     ) -> anyhow::Result<Database> {
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            // Fast: a checkout costs no round trip. A connection whose
-            // session ended (a database restart closes them all) is already
-            // marked closed and is replaced; one that hangs is cut off by
-            // the deadline like any other query.
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
         let deadline = settings.timeout();
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(deadline))
-            .create_timeout(Some(deadline))
-            .recycle_timeout(Some(deadline))
-            .build()
-            .context("cannot build the database pool")?;
-        Ok(Database { pool, deadline })
+        let for_reads = match settings.pool_size {
+            0 | 1 => 0,
+            size => size.div_ceil(8),
+        };
+        let readers = if for_reads == 0 {
+            None
+        } else {
+            Some(Arc::new(SharedReaders {
+                pool: pool(config.clone(), for_reads, deadline)?,
+                slots: (0..for_reads).map(|_| ReaderSlot::default()).collect(),
+                next: AtomicUsize::new(0),
+            }))
+        };
+        Ok(Database {
+            pool: pool(config, settings.pool_size - for_reads, deadline)?,
+            readers,
+            deadline,
+        })
     }
 
-    /// The pool's size, idle connections and waiters.
+    /// Both pools' connections and waiters; a connection for reads is never
+    /// idle in the pool's sense, as reads hold it.
     pub fn pool_status(&self) -> deadpool_postgres::Status {
-        self.pool.status()
+        let mut status = self.pool.status();
+        if let Some(readers) = &self.readers {
+            let reads = readers.pool.status();
+            status.max_size += reads.max_size;
+            status.size += reads.size;
+            status.waiting += reads.waiting;
+        }
+        status
     }
 
     /// Readiness: the database answers a query within the deadline.
@@ -256,7 +305,61 @@ impl Database {
         Ok(self.pool.get().await?)
     }
 
-    /// Runs one statement under the deadline and maps the row it returns, if any.
+    /// A connection for a read, shared with other reads. A slot whose
+    /// connection closed (a database restart closes them all) is refilled;
+    /// its pool discards the closed one once the last read lets go of it.
+    async fn reader(&self) -> Result<Arc<deadpool_postgres::Object>, DbError> {
+        let Some(readers) = &self.readers else {
+            return Ok(Arc::new(self.client().await?));
+        };
+        let slot =
+            &readers.slots[readers.next.fetch_add(1, Ordering::Relaxed) % readers.slots.len()];
+        if let Some(client) = slot.open() {
+            return Ok(client);
+        }
+        let _refilling = slot.refill.lock().await;
+        if let Some(client) = slot.open() {
+            return Ok(client);
+        }
+        let fresh = Arc::new(readers.pool.get().await?);
+        *slot.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Runs one read-only statement under the deadline on a shared
+    /// connection and maps the row it returns, if any. Never for a
+    /// statement that writes or locks: it would hold up every read queued
+    /// behind it.
+    pub async fn read_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        self.within_deadline(async {
+            let client = self.reader().await?;
+            row_opt(&client, sql, params, map).await
+        })
+        .await
+    }
+
+    /// Runs one read-only statement under the deadline on a shared
+    /// connection and maps every row it returns (see [`Database::read_opt`]).
+    pub async fn read<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        self.within_deadline(async {
+            let client = self.reader().await?;
+            rows(&client, sql, params, map).await
+        })
+        .await
+    }
+
+    /// Runs one statement under the deadline on a connection of its own and
+    /// maps the row it returns, if any.
     pub async fn query_opt<T>(
         &self,
         sql: &str,
@@ -265,18 +368,13 @@ impl Database {
     ) -> Result<Option<T>, DbError> {
         self.within_deadline(async {
             let client = self.client().await?;
-            let statement = client.prepare_cached(sql).await?;
-            client
-                .query_opt(&statement, params)
-                .await?
-                .as_ref()
-                .map(map)
-                .transpose()
+            row_opt(&client, sql, params, map).await
         })
         .await
     }
 
-    /// Runs one statement under the deadline and maps every row it returns.
+    /// Runs one statement under the deadline on a connection of its own and
+    /// maps every row it returns.
     pub async fn query<T>(
         &self,
         sql: &str,
@@ -285,13 +383,7 @@ impl Database {
     ) -> Result<Vec<T>, DbError> {
         self.within_deadline(async {
             let client = self.client().await?;
-            let statement = client.prepare_cached(sql).await?;
-            client
-                .query(&statement, params)
-                .await?
-                .iter()
-                .map(map)
-                .collect()
+            rows(&client, sql, params, map).await
         })
         .await
     }
@@ -319,6 +411,59 @@ impl Database {
             ))),
         }
     }
+}
+
+/// A pool of `size` connections configured by `config`.
+fn pool(config: tokio_postgres::Config, size: usize, deadline: Duration) -> anyhow::Result<Pool> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        // Fast: a checkout costs no round trip. A connection whose session
+        // ended (a database restart closes them all) is already marked
+        // closed and is replaced; one that hangs is cut off by the deadline
+        // like any other query.
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(deadline))
+        .create_timeout(Some(deadline))
+        .recycle_timeout(Some(deadline))
+        .build()
+        .context("cannot build the database pool")
+}
+
+async fn row_opt<T>(
+    client: &ClientWrapper,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    map: impl Fn(&Row) -> Result<T, DbError>,
+) -> Result<Option<T>, DbError> {
+    let statement = client.prepare_cached(sql).await?;
+    client
+        .query_opt(&statement, params)
+        .await?
+        .as_ref()
+        .map(map)
+        .transpose()
+}
+
+async fn rows<T>(
+    client: &ClientWrapper,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    map: impl Fn(&Row) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    let statement = client.prepare_cached(sql).await?;
+    client
+        .query(&statement, params)
+        .await?
+        .iter()
+        .map(map)
+        .collect()
 }
 
 /// Applies `migrations`, holding a PostgreSQL advisory lock for the whole

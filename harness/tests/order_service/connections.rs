@@ -1,0 +1,133 @@
+//! How order-service shares its database connections: reads share
+//! connections of their own, so they are answered even while every
+//! connection for writes is taken.
+
+use crate::order_request;
+use futures::future::join_all;
+use harness::order_service::OrderServiceTest;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The test pool's connections: one is shared by reads, so writes can
+/// have three.
+const POOL: usize = 4;
+const WRITE_CONNECTIONS: usize = POOL - 1;
+
+#[tokio::test]
+async fn reads_are_answered_while_every_connection_for_writes_waits_on_a_lock() {
+    // A deadline long enough that the waiting writes are still waiting when
+    // the reads are made, however slow the machine.
+    let test = OrderServiceTest::start_with(|s| s.database.timeout_ms = 30_000).await;
+    let locked = test
+        .client
+        .create_order(None, &order_request("Lamp", 1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let other = test
+        .client
+        .create_order(None, &order_request("Desk", 1, 300))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let mut holder = test.database().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.execute(
+        "SELECT 1 FROM orders WHERE id = $1 FOR UPDATE",
+        &[&locked.id],
+    )
+    .await
+    .unwrap();
+
+    // As many writes as the pool has connections: all that writes can have
+    // wait on the lock, and the last waits for one of them.
+    let writes: Vec<_> = (0..POOL)
+        .map(|_| {
+            let client = test.client.clone();
+            tokio::spawn(async move {
+                client
+                    .update_order(&locked.id, &order_request("Lamp", 2, 100))
+                    .await
+                    .map(|response| response.into_inner().data.total_amount)
+            })
+        })
+        .collect();
+    let inspector = test.database().await;
+    let waiting_on_the_lock = async || -> i64 {
+        inspector
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let started = Instant::now();
+    while waiting_on_the_lock().await < WRITE_CONNECTIONS as i64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the writes never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let read = test.client.get_order(&other.id).await.unwrap();
+    assert_eq!(read.into_inner().data.total_amount, 300);
+    let read = test.client.get_order(&locked.id).await.unwrap();
+    assert_eq!(read.into_inner().data.total_amount, 100, "the old row");
+    let page = test.client.list_orders(None, None, None).await.unwrap();
+    assert_eq!(page.into_inner().data.len(), 2);
+    assert_eq!(
+        waiting_on_the_lock().await,
+        WRITE_CONNECTIONS as i64,
+        "the reads were made while every connection for writes waited"
+    );
+
+    lock.rollback().await.unwrap();
+    for write in writes {
+        assert_eq!(write.await.unwrap().unwrap(), 200);
+    }
+    test.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_first_reads_arriving_together_are_all_answered() {
+    let test = OrderServiceTest::start().await;
+    let order = test
+        .client
+        .create_order(None, &order_request("Lamp", 1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+
+    // The connection for reads is opened by the first of them; the others
+    // must wait for it, not for another the pool cannot give. Connected
+    // first, then asked at once, so that they arrive together.
+    let mut connections = Vec::new();
+    for _ in 0..64 {
+        connections.push(TcpStream::connect(test.direct_addr()).await.unwrap());
+    }
+    let request = format!(
+        "GET /orders/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        order.id
+    );
+    for connection in &mut connections {
+        connection.write_all(request.as_bytes()).await.unwrap();
+    }
+    let answers = join_all(connections.into_iter().map(async |mut connection| {
+        let mut answer = String::new();
+        connection.read_to_string(&mut answer).await.unwrap();
+        answer
+    }))
+    .await;
+    for answer in answers {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    test.cleanup().await;
+}
