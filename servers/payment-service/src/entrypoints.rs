@@ -58,15 +58,16 @@ impl PaymentApi for PaymentApiImpl {
             let route = path.into_inner();
             let context = rqctx.context();
             let window = context.retry_window;
-            let payment = payments::settle(
+            let (payment, claimed) = payments::settle(
                 &context.store,
                 route.payment_id,
                 route.outcome,
                 window,
                 &rqctx.request_id,
+                context.wakeup.claimant(),
             )
             .await?;
-            context.wakeup.outcome_recorded();
+            context.wakeup.deliver(claimed);
             Ok(payment)
         })
         .await

@@ -25,7 +25,7 @@ use anyhow::{Context, anyhow};
 use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle, Wakeup};
 use dropshot::{HttpServer, ServerBuilder};
 use expiry::Expiry;
-use outbox::Outbox;
+use outbox::{Claimant, Outbox};
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
@@ -123,12 +123,15 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     let dispatcher_running = Arc::new(AtomicBool::new(false));
     let mut dispatcher = Dispatcher {
         // Claims and delivery records need not wait for the disk: a lost one
-        // is redone (see `Database::without_flush_wait`). Recording the
-        // outcome, in the settlement's own statement, stays durable.
-        outbox: Outbox::new(Database::without_flush_wait(&settings.database)?),
+        // is redone (see `Database::for_queue`). Recording the outcome, in
+        // the settlement's own statement, stays durable.
+        outbox: Outbox::new(Database::for_queue(&settings.database)?),
         client: orders.clone(),
         settings: settings.delivery.clone(),
-        instance: instance.clone(),
+        claimant: Claimant {
+            instance: instance.clone(),
+            lease: Duration::from_millis(settings.delivery.lease_ms),
+        },
         log: log.new(slog::o!("component" => "dispatcher", "instance" => instance)),
         metrics: delivery_metrics.clone(),
         running: dispatcher_running.clone(),

@@ -24,6 +24,13 @@ pub struct Claimed {
     pub request_id: Option<String>,
 }
 
+/// Who claims records, and for how long: one instance's dispatcher.
+#[derive(Debug, Clone)]
+pub struct Claimant {
+    pub instance: String,
+    pub lease: Duration,
+}
+
 /// A payment's outcome order-service has not taken: where the two services
 /// may disagree.
 #[derive(Debug)]
@@ -90,13 +97,8 @@ impl Outbox {
     /// the update look the claimed rows up by key (measured: with `IN (…)`
     /// PostgreSQL chose a hash join over the whole table, 3 ms a claim once
     /// the delivered outcomes numbered some thousands).
-    pub async fn claim(
-        &self,
-        instance: &str,
-        lease: Duration,
-        limit: i64,
-    ) -> Result<Vec<Claimed>, DbError> {
-        let lease_ms = lease.as_millis() as f64;
+    pub async fn claim(&self, claimant: &Claimant, limit: i64) -> Result<Vec<Claimed>, DbError> {
+        let lease_ms = claimant.lease.as_millis() as f64;
         self.db
             .query(
                 "UPDATE order_notifications SET locked_by = $1, \
@@ -109,7 +111,7 @@ impl Outbox {
                      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)) \
                  RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, \
                      give_up_at, request_id",
-                &[&instance, &lease_ms, &limit],
+                &[&claimant.instance, &lease_ms, &limit],
                 |row| {
                     Ok(Claimed {
                         payment_id: row.try_get("payment_id")?,

@@ -3,6 +3,7 @@
 //! order-service.
 
 use crate::order_gateway::{self, GatewayError};
+use crate::outbox::{Claimant, Claimed};
 use crate::store::PaymentStore;
 use api_common::{ApiError, ErrorCode, IdempotencyKey};
 use http::StatusCode;
@@ -234,19 +235,21 @@ pub async fn get(store: &PaymentStore, id: Uuid) -> Result<Payment, PaymentError
     store.get(id).await?.ok_or(PaymentError::NotFound(id))
 }
 
-/// Settles a pending payment; its outcome goes to order-service from the outbox.
+/// Settles a pending payment and records its outcome for order-service,
+/// claimed by `claimant` for delivery.
 pub async fn settle(
     store: &PaymentStore,
     id: Uuid,
     settlement: Settlement,
     retry_window: Duration,
     request_id: &str,
-) -> Result<Payment, PaymentError> {
-    if let Some(payment) = store
-        .settle_pending(id, settlement, retry_window, request_id)
+    claimant: &Claimant,
+) -> Result<(Payment, Claimed), PaymentError> {
+    if let Some(settled) = store
+        .settle_pending(id, settlement, retry_window, request_id, claimant)
         .await?
     {
-        return Ok(payment);
+        return Ok(settled);
     }
     match store.get(id).await? {
         None => Err(PaymentError::NotFound(id)),

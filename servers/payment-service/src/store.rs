@@ -2,6 +2,7 @@
 //! record of its outcome for order-service are written in one transaction,
 //! so the outcome cannot be lost between the two.
 
+use crate::outbox::{Claimant, Claimed};
 use chrono::{DateTime, Utc};
 use payment_api::{OrderNotification, Payment, PaymentRequest, PaymentStatus, Settlement};
 use service_support::database::{Database, DbError};
@@ -42,19 +43,24 @@ const INSERT: &str = concat!(
 
 /// The settlement and its outcome's record in one statement: one round trip
 /// and one implicit transaction, so the outcome is recorded exactly when
-/// the payment changes.
+/// the payment changes. The record is claimed by the settling instance from
+/// the start, next due when the claim's lease ends, so its dispatcher
+/// delivers it without a claim of its own (see `Wakeup::deliver`).
 const SETTLE_PENDING: &str = concat!(
     "WITH p AS (UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
          paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
          WHERE id = $1 AND status = 'pending' RETURNING *), \
      n AS (INSERT INTO order_notifications \
-         (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id) \
+         (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id, \
+          attempts, locked_by, locked_until, next_attempt_at) \
          SELECT id, $3, order_id, status, amount, \
-             clock_timestamp() + $4 * interval '1 millisecond', $5 FROM p \
-         RETURNING payment_id, state, delivered_at) \
+             clock_timestamp() + $4 * interval '1 millisecond', $5, \
+             1, $6, clock_timestamp() + $7 * interval '1 millisecond', \
+             clock_timestamp() + $7 * interval '1 millisecond' FROM p \
+         RETURNING payment_id, state, delivered_at, give_up_at) \
      SELECT ",
     columns!(),
-    " FROM p JOIN n ON n.payment_id = p.id"
+    ", n.give_up_at FROM p JOIN n ON n.payment_id = p.id"
 );
 
 /// Fails up to $2 payments pending for longer than $1 seconds, recording
@@ -113,25 +119,51 @@ impl PaymentStore {
     }
 
     /// Settles a pending payment and records its outcome for order-service,
-    /// atomically. `None` if no pending payment has this id.
+    /// atomically, claimed by `claimant`. `None` if no pending payment has
+    /// this id.
     pub async fn settle_pending(
         &self,
         id: Uuid,
         settlement: Settlement,
         retry_window: Duration,
         request_id: &str,
-    ) -> Result<Option<Payment>, DbError> {
+        claimant: &Claimant,
+    ) -> Result<Option<(Payment, Claimed)>, DbError> {
         let status = match settlement {
             Settlement::Success => "success",
             Settlement::Failed => "failed",
         };
         let window_ms = retry_window.as_millis() as f64;
+        let lease_ms = claimant.lease.as_millis() as f64;
         let webhook_id = format!("msg_{}", id.simple());
-        self.query_opt(
-            SETTLE_PENDING,
-            &[&id, &status, &webhook_id, &window_ms, &request_id],
-        )
-        .await
+        self.db
+            .query_opt(
+                SETTLE_PENDING,
+                &[
+                    &id,
+                    &status,
+                    &webhook_id,
+                    &window_ms,
+                    &request_id,
+                    &claimant.instance,
+                    &lease_ms,
+                ],
+                |row| {
+                    let payment = payment_from_row(row)?;
+                    let claimed = Claimed {
+                        payment_id: payment.id,
+                        webhook_id: webhook_id.clone(),
+                        order_id: payment.order_id,
+                        success: payment.status == PaymentStatus::Success,
+                        amount: payment.amount,
+                        attempts: 1,
+                        give_up_at: row.try_get("give_up_at")?,
+                        request_id: Some(request_id.to_string()),
+                    };
+                    Ok((payment, claimed))
+                },
+            )
+            .await
     }
 
     /// Fails up to `limit` payments pending for longer than `after` and
