@@ -65,6 +65,48 @@ async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
 }
 
 #[tokio::test]
+async fn the_settling_instance_delivers_its_outcome_at_once_without_waiting_for_a_claim() {
+    // A lease longer than `wait_for_notification` waits: the outcome must
+    // be delivered by the hand-over, not claimed once a lease has ended.
+    let mocked = Mocked::start(|s| {
+        s.delivery.lease_ms = 60_000;
+        s.delivery.poll_ms = 60_000;
+    })
+    .await;
+    let (order, payment) = pending_payment(&mocked).await;
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "paid", None),
+        ))
+        .mount(&mocked.order_service)
+        .await;
+
+    settle(&mocked, payment, "success").await;
+    mocked.wait_for_notification(payment, "delivered").await;
+
+    assert_eq!(mocked.sent("POST", CALLBACK).await.len(), 1);
+    let record = mocked
+        .payments
+        .database()
+        .await
+        .query_one(
+            "SELECT attempts, locked_by FROM order_notifications WHERE payment_id = $1",
+            &[&payment],
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.get::<_, i32>("attempts"), 1);
+    assert_eq!(
+        record.get::<_, Option<String>>("locked_by"),
+        None,
+        "released"
+    );
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
 async fn failed_deliveries_are_retried_with_the_same_message_id() {
     let mocked = Mocked::start(|_| {}).await;
     let (order, payment) = pending_payment(&mocked).await;

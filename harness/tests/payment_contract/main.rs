@@ -3,6 +3,7 @@
 //! signature, body schema), and every answer order-service could give, or
 //! fail to give, must lead to a clear outcome.
 
+mod claims;
 mod creating;
 mod delivering;
 mod idempotency;

@@ -123,9 +123,9 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     let dispatcher_running = Arc::new(AtomicBool::new(false));
     let mut dispatcher = Dispatcher {
         // Claims and delivery records need not wait for the disk: a lost one
-        // is redone (see `Database::for_queue`). Recording the outcome, in
-        // the settlement's own statement, stays durable.
-        outbox: Outbox::new(Database::for_queue(&settings.database)?),
+        // is redone (see `Database::without_flush_wait`). Recording the
+        // outcome, in the settlement's own statement, stays durable.
+        outbox: Outbox::new(Database::without_flush_wait(&settings.database)?),
         client: orders.clone(),
         settings: settings.delivery.clone(),
         claimant: Claimant {

@@ -84,7 +84,7 @@ impl Outbox {
         Outbox { db }
     }
 
-    /// Claims up to `limit` due records for `instance` until the lease ends.
+    /// Claims up to `limit` due records for `claimant` until its lease ends.
     /// `SKIP LOCKED` lets instances claim side by side without waiting for
     /// or taking each other's records; the lease hands a record to another
     /// instance only if its claimant did not finish in time. A claimed
@@ -96,11 +96,13 @@ impl Outbox {
     /// index on `next_attempt_at` bounds the scan; `= ANY(ARRAY(…))` makes
     /// the update look the claimed rows up by key (measured: with `IN (…)`
     /// PostgreSQL chose a hash join over the whole table, 3 ms a claim once
-    /// the delivered outcomes numbered some thousands).
+    /// the delivered outcomes numbered some thousands). It is planned at
+    /// each claim, with the table as it is then (see
+    /// [`Database::query_planned_afresh`]).
     pub async fn claim(&self, claimant: &Claimant, limit: i64) -> Result<Vec<Claimed>, DbError> {
         let lease_ms = claimant.lease.as_millis() as f64;
         self.db
-            .query(
+            .query_planned_afresh(
                 "UPDATE order_notifications SET locked_by = $1, \
                  locked_until = now() + $2 * interval '1 millisecond', \
                  next_attempt_at = now() + $2 * interval '1 millisecond', \
