@@ -27,6 +27,20 @@ async fn settle(mocked: &Mocked, payment: Uuid, outcome: &str) {
     assert_eq!(response.status(), reqwest::StatusCode::OK);
 }
 
+/// order-service acknowledges the order's outcome, paid, whenever no
+/// answer mounted with a higher priority (a lower number) applies.
+async fn order_service_takes_the_outcome(mocked: &Mocked, order: Uuid) {
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(
+            200,
+            order_envelope(order, 2_500, "paid", None),
+        ))
+        .with_priority(10)
+        .mount(&mocked.order_service)
+        .await;
+}
+
 fn order_service_answers(status: u16, body: Value) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(body)
 }
@@ -35,14 +49,7 @@ fn order_service_answers(status: u16, body: Value) -> ResponseTemplate {
 async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
     let mocked = Mocked::start(|_| {}).await;
     let (order, payment) = pending_payment(&mocked).await;
-    Mock::given(method("POST"))
-        .and(path(CALLBACK))
-        .respond_with(order_service_answers(
-            200,
-            order_envelope(order, 2_500, "paid", None),
-        ))
-        .mount(&mocked.order_service)
-        .await;
+    order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
     let notified = mocked.wait_for_notification(payment, "delivered").await;
@@ -74,14 +81,7 @@ async fn the_settling_instance_delivers_its_outcome_at_once_without_waiting_for_
     })
     .await;
     let (order, payment) = pending_payment(&mocked).await;
-    Mock::given(method("POST"))
-        .and(path(CALLBACK))
-        .respond_with(order_service_answers(
-            200,
-            order_envelope(order, 2_500, "paid", None),
-        ))
-        .mount(&mocked.order_service)
-        .await;
+    order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
     mocked.wait_for_notification(payment, "delivered").await;
@@ -189,15 +189,7 @@ async fn a_retry_waits_as_long_as_retry_after_asks() {
         .with_priority(1)
         .mount(&mocked.order_service)
         .await;
-    Mock::given(method("POST"))
-        .and(path(CALLBACK))
-        .respond_with(order_service_answers(
-            200,
-            order_envelope(order, 2_500, "paid", None),
-        ))
-        .with_priority(10)
-        .mount(&mocked.order_service)
-        .await;
+    order_service_takes_the_outcome(&mocked, order).await;
 
     let settled = Instant::now();
     settle(&mocked, payment, "success").await;
@@ -270,14 +262,7 @@ async fn an_outcome_failing_for_the_whole_window_is_a_dead_letter_that_can_be_re
     assert_eq!(counts, "dead_letter\t1");
 
     drop(outage);
-    Mock::given(method("POST"))
-        .and(path(CALLBACK))
-        .respond_with(order_service_answers(
-            200,
-            order_envelope(order, 2_500, "paid", None),
-        ))
-        .mount(&mocked.order_service)
-        .await;
+    order_service_takes_the_outcome(&mocked, order).await;
     let replay = payment_service::Command::Replay {
         payment_ids: vec![],
     };
@@ -301,15 +286,7 @@ async fn an_outcome_claimed_by_an_instance_that_died_is_delivered_by_another_aft
         .with_priority(1)
         .mount(&mocked.order_service)
         .await;
-    Mock::given(method("POST"))
-        .and(path(CALLBACK))
-        .respond_with(order_service_answers(
-            200,
-            order_envelope(order, 2_500, "paid", None),
-        ))
-        .with_priority(10)
-        .mount(&mocked.order_service)
-        .await;
+    order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
     while mocked.sent("POST", CALLBACK).await.is_empty() {

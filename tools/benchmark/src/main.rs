@@ -356,8 +356,9 @@ async fn run(options: &Options) -> anyhow::Result<()> {
 
 /// Commits of one flow that wait for the disk: the order, the payment's
 /// attachment to it, the payment, and its settlement (with its outcome's
-/// record), the order's settlement. The delivery's claim and record are
-/// commits too, but do not wait for the disk (a lost one is redone).
+/// record, claimed for delivery), the order's settlement. The delivery's
+/// record is a commit too, but does not wait for the disk (a lost one is
+/// redone).
 const COMMITS_PER_FLOW: f64 = 5.0;
 
 fn print_table(
@@ -427,8 +428,8 @@ fn print_table(
     }
     println!(
         "\nThe flow's ceiling: {COMMITS_PER_FLOW} durable commits per flow (order, payment attached \
-         to it, payment, settlement with its outcome, order settled; the delivery's claim and \
-         record do not wait for the disk) at the {insert_ceiling:.0} commits/s pgbench reached \
+         to it, payment, settlement with its outcome, order settled; the delivery's record \
+         does not wait for the disk) at the {insert_ceiling:.0} commits/s pgbench reached \
          for POST /orders' INSERT."
     );
     let mb = |bytes: u64| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
