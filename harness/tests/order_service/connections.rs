@@ -2,9 +2,12 @@
 //! connections of their own, so they are answered even while every
 //! connection for writes is taken.
 
-use crate::order_request;
+use crate::{error_body, order_request};
 use futures::future::join_all;
 use harness::order_service::OrderServiceTest;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -129,5 +132,64 @@ async fn the_first_reads_arriving_together_are_all_answered() {
     for answer in answers {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
+    test.cleanup().await;
+}
+
+/// Resumes a stopped PostgreSQL backend when dropped.
+struct Stopped(Pid);
+
+impl Stopped {
+    fn backend(pid: i32) -> Stopped {
+        let pid = Pid::from_raw(pid);
+        kill(pid, Signal::SIGSTOP).expect("stop the backend");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = kill(self.0, Signal::SIGCONT);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_for_reads_that_stops_answering_is_replaced() {
+    let test = OrderServiceTest::start().await;
+    let order = test
+        .client
+        .create_order(None, &order_request("Lamp", 1, 100))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    test.client.get_order(&order.id).await.unwrap();
+    let reads_backend: i32 = test
+        .database()
+        .await
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'SELECT id, item_name%FROM orders WHERE id = $1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    // As if the connection went into a network black hole: no error, no answer.
+    let stopped = Stopped::backend(reads_backend);
+    let (status, error) = error_body(test.client.get_order(&order.id).await);
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+    let read = test.client.get_order(&order.id).await;
+    assert_eq!(
+        read.expect("the next read goes to a new connection")
+            .into_inner()
+            .data
+            .id,
+        order.id
+    );
+    drop(stopped);
     test.cleanup().await;
 }

@@ -208,30 +208,51 @@ pub struct Database {
 }
 
 /// Connections for reads, each shared by every read that lands on it: one
-/// in eight of the pool, rounded up, so writes keep most of it. A pool of
-/// their own, so writes can never take them all.
+/// in eight of the pool, rounded up, so writes keep most of it. Opened by
+/// the slots themselves, outside the pool, so writes can never take them
+/// and a connection let go of is closed, never handed out again.
 struct SharedReaders {
-    pool: Pool,
+    config: tokio_postgres::Config,
     slots: Box<[ReaderSlot]>,
     next: AtomicUsize,
 }
 
 #[derive(Default)]
 struct ReaderSlot {
-    current: Mutex<Option<Arc<deadpool_postgres::Object>>>,
-    /// Held by the one read that refills the slot; the others wait for its
-    /// connection rather than each taking one from the pool.
+    current: Mutex<Option<Arc<ClientWrapper>>>,
+    /// Held by the one read that opens the slot's connection; the others
+    /// wait for it rather than each opening one.
     refill: tokio::sync::Mutex<()>,
 }
 
 impl ReaderSlot {
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Arc<ClientWrapper>>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The slot's connection if it is open; a closed one is let go of.
-    fn open(&self) -> Option<Arc<deadpool_postgres::Object>> {
-        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+    fn open(&self) -> Option<Arc<ClientWrapper>> {
+        let mut current = self.current();
         if current.as_ref().is_some_and(|client| client.is_closed()) {
             *current = None;
         }
         current.clone()
+    }
+
+    /// Lets go of `client` if the slot still holds it: the reads still on
+    /// it finish or miss their deadline, then it closes.
+    fn evict(&self, client: &Arc<ClientWrapper>) {
+        let mut current = self.current();
+        if current
+            .as_ref()
+            .is_some_and(|held| Arc::ptr_eq(held, client))
+        {
+            *current = None;
+        }
+    }
+
+    fn is_filled(&self) -> bool {
+        self.current().is_some()
     }
 }
 
@@ -266,7 +287,7 @@ impl Database {
             None
         } else {
             Some(Arc::new(SharedReaders {
-                pool: pool(config.clone(), for_reads, deadline)?,
+                config: config.clone(),
                 slots: (0..for_reads).map(|_| ReaderSlot::default()).collect(),
                 next: AtomicUsize::new(0),
             }))
@@ -278,15 +299,13 @@ impl Database {
         })
     }
 
-    /// Both pools' connections and waiters; a connection for reads is never
-    /// idle in the pool's sense, as reads hold it.
+    /// The pool's connections and waiters, and the connections for reads
+    /// (never idle in the pool's sense, as reads share them).
     pub fn pool_status(&self) -> deadpool_postgres::Status {
         let mut status = self.pool.status();
         if let Some(readers) = &self.readers {
-            let reads = readers.pool.status();
-            status.max_size += reads.max_size;
-            status.size += reads.size;
-            status.waiting += reads.waiting;
+            status.max_size += readers.slots.len();
+            status.size += readers.slots.iter().filter(|slot| slot.is_filled()).count();
         }
         status
     }
@@ -305,25 +324,57 @@ impl Database {
         Ok(self.pool.get().await?)
     }
 
-    /// A connection for a read, shared with other reads. A slot whose
-    /// connection closed (a database restart closes them all) is refilled;
-    /// its pool discards the closed one once the last read lets go of it.
-    async fn reader(&self) -> Result<Arc<deadpool_postgres::Object>, DbError> {
-        let Some(readers) = &self.readers else {
-            return Ok(Arc::new(self.client().await?));
-        };
-        let slot =
-            &readers.slots[readers.next.fetch_add(1, Ordering::Relaxed) % readers.slots.len()];
+    /// The slot a read goes to, and its connection, shared with other
+    /// reads; opened if the slot has none or its connection closed (a
+    /// database restart closes them all).
+    async fn reader(
+        &self,
+        readers: &SharedReaders,
+    ) -> Result<(usize, Arc<ClientWrapper>), DbError> {
+        let index = readers.next.fetch_add(1, Ordering::Relaxed) % readers.slots.len();
+        let slot = &readers.slots[index];
         if let Some(client) = slot.open() {
-            return Ok(client);
+            return Ok((index, client));
         }
         let _refilling = slot.refill.lock().await;
         if let Some(client) = slot.open() {
-            return Ok(client);
+            return Ok((index, client));
         }
-        let fresh = Arc::new(readers.pool.get().await?);
-        *slot.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
-        Ok(fresh)
+        let (client, connection) = readers.config.connect(NoTls).await?;
+        let connection = tokio::spawn(async move {
+            // Its errors surface on the client, as the reads' errors.
+            let _ = connection.await;
+        });
+        let fresh = Arc::new(ClientWrapper::new(client, connection));
+        *slot.current() = Some(fresh.clone());
+        Ok((index, fresh))
+    }
+
+    /// Runs `work` under the deadline on a connection shared with other
+    /// reads, or on one of its own if there are none for reads. A shared
+    /// connection on which the deadline passes is let go of: one that has
+    /// stopped answering would otherwise hold up every read sent to it.
+    async fn on_reader<T>(
+        &self,
+        work: impl AsyncFnOnce(&ClientWrapper) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let Some(readers) = &self.readers else {
+            return self
+                .within_deadline(async { work(&*self.client().await?).await })
+                .await;
+        };
+        let mut used = None;
+        let result = self
+            .within_deadline(async {
+                let (slot, client) = self.reader(readers).await?;
+                used = Some((slot, client.clone()));
+                work(&client).await
+            })
+            .await;
+        if let (Err(DbError::Unavailable(_)), Some((slot, client))) = (&result, used) {
+            readers.slots[slot].evict(&client);
+        }
+        result
     }
 
     /// Runs one read-only statement under the deadline on a shared
@@ -336,11 +387,8 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
         map: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
-        self.within_deadline(async {
-            let client = self.reader().await?;
-            row_opt(&client, sql, params, map).await
-        })
-        .await
+        self.on_reader(async |client| row_opt(client, sql, params, map).await)
+            .await
     }
 
     /// Runs one read-only statement under the deadline on a shared
@@ -351,11 +399,8 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
         map: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Vec<T>, DbError> {
-        self.within_deadline(async {
-            let client = self.reader().await?;
-            rows(&client, sql, params, map).await
-        })
-        .await
+        self.on_reader(async |client| rows(client, sql, params, map).await)
+            .await
     }
 
     /// Runs one statement under the deadline on a connection of its own and
