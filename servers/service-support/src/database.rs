@@ -359,9 +359,7 @@ impl Database {
         work: impl AsyncFnOnce(&ClientWrapper) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let Some(readers) = &self.readers else {
-            return self
-                .within_deadline(async { work(&*self.client().await?).await })
-                .await;
+            return self.on_own(work).await;
         };
         let mut used = None;
         let result = self
@@ -403,6 +401,15 @@ impl Database {
             .await
     }
 
+    /// Runs `work` under the deadline on a connection of its own.
+    async fn on_own<T>(
+        &self,
+        work: impl AsyncFnOnce(&ClientWrapper) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.within_deadline(async { work(&*self.client().await?).await })
+            .await
+    }
+
     /// Runs one statement under the deadline on a connection of its own and
     /// maps the row it returns, if any.
     pub async fn query_opt<T>(
@@ -411,11 +418,8 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
         map: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
-        self.within_deadline(async {
-            let client = self.client().await?;
-            row_opt(&client, sql, params, map).await
-        })
-        .await
+        self.on_own(async |client| row_opt(client, sql, params, map).await)
+            .await
     }
 
     /// Runs one statement under the deadline on a connection of its own and
@@ -426,11 +430,8 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
         map: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Vec<T>, DbError> {
-        self.within_deadline(async {
-            let client = self.client().await?;
-            rows(&client, sql, params, map).await
-        })
-        .await
+        self.on_own(async |client| rows(client, sql, params, map).await)
+            .await
     }
 
     /// Runs one statement under the deadline, planned for this execution
@@ -445,25 +446,18 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
         map: impl Fn(&Row) -> Result<T, DbError>,
     ) -> Result<Vec<T>, DbError> {
-        self.within_deadline(async {
-            let client = self.client().await?;
+        self.on_own(async |client| {
             // Prepared for this execution only: its first execution is
             // planned with these parameters and today's statistics.
             let statement = client.prepare(sql).await?;
-            client
-                .query(&statement, params)
-                .await?
-                .iter()
-                .map(map)
-                .collect()
+            mapped(client.query(&statement, params).await?, map)
         })
         .await
     }
 
     /// Runs one statement under the deadline; returns how many rows it changed.
     pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
-        self.within_deadline(async {
-            let client = self.client().await?;
+        self.on_own(async |client| {
             let statement = client.prepare_cached(sql).await?;
             Ok(client.execute(&statement, params).await?)
         })
@@ -530,12 +524,11 @@ async fn rows<T>(
     map: impl Fn(&Row) -> Result<T, DbError>,
 ) -> Result<Vec<T>, DbError> {
     let statement = client.prepare_cached(sql).await?;
-    client
-        .query(&statement, params)
-        .await?
-        .iter()
-        .map(map)
-        .collect()
+    mapped(client.query(&statement, params).await?, map)
+}
+
+fn mapped<T>(rows: Vec<Row>, map: impl Fn(&Row) -> Result<T, DbError>) -> Result<Vec<T>, DbError> {
+    rows.iter().map(map).collect()
 }
 
 /// Applies `migrations`, holding a PostgreSQL advisory lock for the whole
