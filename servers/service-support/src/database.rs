@@ -8,10 +8,11 @@
 //! [`DbError::Unavailable`] for the service to answer 503.
 //!
 //! Every statement is prepared once per connection and reused
-//! (`prepare_cached`), so a request costs one round trip per statement.
+//! (`prepare_cached`), so a request costs one round trip per statement
+//! (except [`Database::query_planned_afresh`]'s).
 //!
 //! Reads ([`Database::read_opt`], [`Database::read`]) share a few
-//! connections that stay checked out, and tokio-postgres pipelines the
+//! connections kept open for them, and tokio-postgres pipelines the
 //! statements of concurrent requests on each: one write carries many
 //! queries and the backend answers them without sleeping in between.
 //! Writes get a connection of their own, so that many commits wait for the
