@@ -1,7 +1,7 @@
 //! The payment callback: signed per Standard Webhooks, idempotent, and
 //! never settling an order twice or for the wrong amount.
 
-use crate::{assert_error, error_body, order_request, send};
+use crate::{assert_error, create_order, error_body, order_request, send};
 use harness::order_service::OrderServiceTest;
 use harness::webhook::{new_secret, now, signature};
 use order_client::types::{Order, OrderStatus, PaymentCallback, PaymentOutcome as Outcome};
@@ -19,12 +19,7 @@ fn report(order: &Order, payment_id: Uuid, outcome: Outcome, amount: i64) -> Pay
 }
 
 async fn pending_order(test: &OrderServiceTest<'_>) -> Order {
-    test.client
-        .create_order(None, &order_request("Headphones", 2, 7_500))
-        .await
-        .unwrap()
-        .into_inner()
-        .data
+    create_order(test, "Headphones", 2, 7_500).await
 }
 
 /// Posts `body` to the callback with the given webhook headers.

@@ -2,7 +2,7 @@
 //! connections of their own, so they are answered even while every
 //! connection for writes is taken.
 
-use crate::{error_body, order_request};
+use crate::{create_order, error_body, lock_order, order_request};
 use futures::future::join_all;
 use harness::order_service::OrderServiceTest;
 use nix::sys::signal::{Signal, kill};
@@ -22,28 +22,10 @@ async fn reads_are_answered_while_every_connection_for_writes_waits_on_a_lock() 
     // A deadline long enough that the waiting writes are still waiting when
     // the reads are made, however slow the machine.
     let test = OrderServiceTest::start_with(|s| s.database.timeout_ms = 30_000).await;
-    let locked = test
-        .client
-        .create_order(None, &order_request("Lamp", 1, 100))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
-    let other = test
-        .client
-        .create_order(None, &order_request("Desk", 1, 300))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let locked = create_order(&test, "Lamp", 1, 100).await;
+    let other = create_order(&test, "Desk", 1, 300).await;
     let mut holder = test.database().await;
-    let lock = holder.transaction().await.unwrap();
-    lock.execute(
-        "SELECT 1 FROM orders WHERE id = $1 FOR UPDATE",
-        &[&locked.id],
-    )
-    .await
-    .unwrap();
+    let lock = lock_order(&mut holder, locked.id).await;
 
     // As many writes as the pool has connections: all that writes can have
     // wait on the lock, and the last waits for one of them.
@@ -101,13 +83,7 @@ async fn reads_are_answered_while_every_connection_for_writes_waits_on_a_lock() 
 #[tokio::test]
 async fn the_first_reads_arriving_together_are_all_answered() {
     let test = OrderServiceTest::start().await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Lamp", 1, 100))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Lamp", 1, 100).await;
 
     // The connection for reads is opened by the first of them; the others
     // must wait for it, not for another the pool cannot give. Connected
@@ -155,13 +131,7 @@ impl Drop for Stopped {
 #[tokio::test]
 async fn a_connection_for_reads_that_stops_answering_is_replaced() {
     let test = OrderServiceTest::start().await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Lamp", 1, 100))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Lamp", 1, 100).await;
     test.client.get_order(&order.id).await.unwrap();
     let reads_backend: i32 = test
         .database()

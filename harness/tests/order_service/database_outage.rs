@@ -3,7 +3,7 @@
 //!
 //! These tests stop their own PostgreSQL cluster, not the shared one.
 
-use crate::{error_body, order_request};
+use crate::{create_order, error_body, lock_order, order_request};
 use harness::order_service::OrderServiceTest;
 use order_client::types::{ApiError, PaymentCallback, PaymentOutcome};
 use postgres_cluster::Cluster;
@@ -72,13 +72,7 @@ async fn recovers(test: &OrderServiceTest<'_>, order: Uuid) -> Duration {
 async fn with_the_database_stopped_requests_get_a_503_and_the_service_recovers() {
     let cluster = Cluster::start().expect("a private cluster");
     let test = OrderServiceTest::start_on(&cluster).await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Desk", 1, 100))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Desk", 1, 100).await;
 
     cluster.stop().unwrap();
     let slowest = every_operation_is_unavailable(&test, order.id).await;
@@ -103,13 +97,7 @@ async fn with_the_database_stopped_requests_get_a_503_and_the_service_recovers()
 async fn with_the_database_hung_requests_get_a_503_and_the_service_recovers() {
     let cluster = Cluster::start().expect("a private cluster");
     let test = OrderServiceTest::start_on(&cluster).await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Desk", 1, 100))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Desk", 1, 100).await;
 
     let frozen = cluster.freeze();
     let slowest = every_operation_is_unavailable(&test, order.id).await;
@@ -133,21 +121,9 @@ async fn work_the_database_refuses_for_timing_is_a_503_the_caller_may_retry() {
         )
         .await
         .unwrap();
-    let order = test
-        .client
-        .create_order(None, &order_request("Lamp", 1, 100))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Lamp", 1, 100).await;
     let mut holder = test.database().await;
-    let lock = holder.transaction().await.unwrap();
-    lock.execute(
-        "SELECT 1 FROM orders WHERE id = $1 FOR UPDATE",
-        &[&order.id],
-    )
-    .await
-    .unwrap();
+    let lock = lock_order(&mut holder, order.id).await;
 
     // PostgreSQL refuses with lock_not_available (55P03): the request did
     // nothing wrong, so it is a 503 to retry, not a 500.

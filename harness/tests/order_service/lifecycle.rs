@@ -1,6 +1,6 @@
 //! Creating, reading, replacing and deleting orders.
 
-use crate::{error_body, order_request, send_json};
+use crate::{create_order, error_body, order_request, send_json};
 use harness::order_service::OrderServiceTest;
 use order_client::types::OrderStatus;
 use reqwest::{Method, StatusCode};
@@ -67,13 +67,7 @@ async fn the_original_wire_format_works_over_raw_http() {
 #[tokio::test]
 async fn replacing_a_pending_order_recomputes_its_total() {
     let test = OrderServiceTest::start().await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Mug", 1, 800))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Mug", 1, 800).await;
 
     let updated = test
         .client
@@ -103,13 +97,7 @@ async fn replacing_a_pending_order_recomputes_its_total() {
 #[tokio::test]
 async fn a_deleted_order_is_gone_from_reads() {
     let test = OrderServiceTest::start().await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Lamp", 1, 2_000))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Lamp", 1, 2_000).await;
 
     let deleted = test
         .client

@@ -15,10 +15,11 @@ mod requests;
 mod slow_clients;
 
 use harness::order_service::OrderServiceTest;
-use order_client::types::{ApiError, OrderRequest};
+use order_client::types::{ApiError, Order, OrderRequest};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::num::NonZeroU64;
+use uuid::Uuid;
 
 pub fn order_request(item_name: &str, quantity: u64, price: u64) -> OrderRequest {
     OrderRequest {
@@ -26,6 +27,34 @@ pub fn order_request(item_name: &str, quantity: u64, price: u64) -> OrderRequest
         quantity: NonZeroU64::new(quantity).expect("quantity >= 1"),
         price: NonZeroU64::new(price).expect("price >= 1"),
     }
+}
+
+/// An order created through the generated client, which must succeed.
+pub async fn create_order(
+    test: &OrderServiceTest<'_>,
+    item_name: &str,
+    quantity: u64,
+    price: u64,
+) -> Order {
+    test.client
+        .create_order(None, &order_request(item_name, quantity, price))
+        .await
+        .expect("the order is created")
+        .into_inner()
+        .data
+}
+
+/// Locks order `id`'s row in a transaction of `holder` until it ends, as a
+/// concurrent writer would.
+pub async fn lock_order(
+    holder: &mut tokio_postgres::Client,
+    id: Uuid,
+) -> tokio_postgres::Transaction<'_> {
+    let lock = holder.transaction().await.unwrap();
+    lock.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .unwrap();
+    lock
 }
 
 /// The envelope a failed generated-client call carried.

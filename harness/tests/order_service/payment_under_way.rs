@@ -2,7 +2,7 @@
 //! idempotent) before recording it; the order then cannot change or
 //! disappear, and only that payment's outcome settles it.
 
-use crate::{error_body, order_request};
+use crate::{create_order, error_body, order_request};
 use harness::order_service::OrderServiceTest;
 use order_client::types::{Order, OrderStatus, PaymentAttachment, PaymentCallback, PaymentOutcome};
 use reqwest::StatusCode;
@@ -42,12 +42,7 @@ async fn attach(
 }
 
 async fn pending_order(test: &OrderServiceTest<'_>) -> Order {
-    test.client
-        .create_order(None, &order_request("Chair", 2, 3_000))
-        .await
-        .unwrap()
-        .into_inner()
-        .data
+    create_order(test, "Chair", 2, 3_000).await
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Bad requests get a clear error in the envelope and change nothing.
 
-use crate::{assert_error, error_body, order_request, send, send_json};
+use crate::{assert_error, create_order, error_body, order_request, send, send_json};
 use harness::order_service::OrderServiceTest;
 use reqwest::{Method, StatusCode};
 
@@ -113,13 +113,7 @@ async fn the_bounds_themselves_are_accepted() {
 #[tokio::test]
 async fn a_rejected_update_leaves_the_order_as_it_was() {
     let test = OrderServiceTest::start().await;
-    let order = test
-        .client
-        .create_order(None, &order_request("Chair", 2, 3_000))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Chair", 2, 3_000).await;
     let path = format!("/orders/{}", order.id);
     for (body, _) in INVALID_ORDERS {
         let (status, reply) = send_json(&test, Method::PUT, &path, body).await;
@@ -159,13 +153,7 @@ async fn a_total_that_overflows_is_a_400_and_nothing_is_stored() {
     );
     assert_eq!(test.order_count().await, 0);
 
-    let order = test
-        .client
-        .create_order(None, &order_request("Boat", 1, huge))
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let order = create_order(&test, "Boat", 1, huge).await;
     assert_eq!(order.total_amount, i64::MAX);
     let (status, error) = error_body(
         test.client
