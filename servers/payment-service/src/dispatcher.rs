@@ -15,15 +15,17 @@
 //! LISTEN/NOTIFY. It also polls, because a notification is only a hint: it
 //! is lost while the listening connection is down.
 //!
-//! The NOTIFY is sent after the settlement's commit, not inside it:
-//! PostgreSQL serialises the commits of notifying transactions under one
-//! lock held across the commit's flush to disk, so notifying inside would
-//! allow one settlement per disk flush (measured: pgbench settled 461/s with
-//! the NOTIFY inside, against thousands without). Sent on its own, a
-//! NOTIFY writes nothing to disk; a burst of outcomes shares one. Failed deliveries are
-//! retried with full-jitter exponential backoff, or after the `Retry-After`
-//! order-service asked for if that is longer, until the retry window ends;
-//! a refusal by order-service (a 4xx other than 401, 408 and 429) is final.
+//! The NOTIFY is sent after the commit that recorded the outcome, not
+//! inside it: PostgreSQL serialises the commits of notifying transactions
+//! under one lock held across the commit's flush to disk, so notifying
+//! inside would allow one commit per disk flush (measured: pgbench settled
+//! 461/s with the NOTIFY inside, against thousands without). Sent on its
+//! own, a NOTIFY writes nothing to disk; a burst of outcomes shares one.
+//!
+//! Failed deliveries are retried with full-jitter exponential backoff, or
+//! after the `Retry-After` order-service asked for if that is longer, until
+//! the retry window ends; a refusal by order-service (a 4xx other than 401,
+//! 408 and 429) is final.
 
 use crate::config::DeliverySettings;
 use crate::outbox::{Attempt, Claimant, Claimed, Outbox, WAKE_CHANNEL};
@@ -207,8 +209,9 @@ impl Dispatcher {
 
     /// Keeps up to [`IN_FLIGHT`] deliveries going: starts those handed
     /// over, claims due records whenever there is room, and otherwise waits
-    /// for a delivery to end, a hand-over, a wake-up, the poll, or the stop. Under load a slow delivery does not
-    /// hold back the records claimed after it. Each delivery is a task of
+    /// for a delivery to end, a hand-over, a wake-up, the poll, or the stop.
+    /// Under load a slow delivery does not hold back the records claimed
+    /// after it. Each delivery is a task of
     /// its own, so it progresses (and gives back its database connection)
     /// while this loop waits on a claim.
     async fn run(
@@ -233,8 +236,7 @@ impl Dispatcher {
                 // new is claimed.
                 handed_over.close();
                 while let Some(claimed) = handed_over.recv().await {
-                    let dispatcher = self.clone();
-                    deliveries.spawn(async move { dispatcher.deliver(claimed).await });
+                    self.start(&mut deliveries, claimed);
                 }
                 while deliveries.join_next().await.is_some() {}
                 return;
@@ -248,8 +250,7 @@ impl Dispatcher {
                     Ok(batch) => {
                         caught_up = batch.len() < asked;
                         for claimed in batch {
-                            let dispatcher = self.clone();
-                            deliveries.spawn(async move { dispatcher.deliver(claimed).await });
+                            self.start(&mut deliveries, claimed);
                         }
                     }
                     Err(error) => {
@@ -262,14 +263,19 @@ impl Dispatcher {
             tokio::select! {
                 Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
                 Some(claimed) = handed_over.recv(), if deliveries.len() < IN_FLIGHT => {
-                    let dispatcher = self.clone();
-                    deliveries.spawn(async move { dispatcher.deliver(claimed).await });
+                    self.start(&mut deliveries, claimed);
                 }
                 _ = wake.notified() => caught_up = false,
                 _ = poll.tick() => caught_up = false,
                 _ = stopped.changed() => {}
             }
         }
+    }
+
+    /// Starts delivering `claimed` as a task of its own among `deliveries`.
+    fn start(self: &Arc<Self>, deliveries: &mut JoinSet<()>, claimed: Claimed) {
+        let dispatcher = self.clone();
+        deliveries.spawn(async move { dispatcher.deliver(claimed).await });
     }
 
     async fn deliver(&self, claimed: Claimed) {
