@@ -20,6 +20,27 @@ pub mod process;
 pub mod proxy;
 pub mod webhook;
 
+/// Polls `check` every 20 ms until it gives a value, and returns it;
+/// fails the test once `bound` has passed, naming what it waited for and
+/// what `check` last saw (its `Err`).
+pub async fn wait_until<T>(
+    what: &str,
+    bound: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                started.elapsed() < bound,
+                "waited {bound:?} for {what}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A logger for a step of a test whose log nobody reads (on stderr if
 /// `TEST_LOG` is set).
 pub fn test_logger(name: &str) -> slog::Logger {

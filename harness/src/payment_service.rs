@@ -139,10 +139,22 @@ impl<'c> PaymentServiceTest<'c> {
     }
 
     /// The number of payments in the database.
+    /// How many payments there are, as clients see them (intents aside).
     pub async fn payment_count(&self) -> i64 {
+        self.count("SELECT count(*) FROM payments WHERE attached")
+            .await
+    }
+
+    /// How many payments were noted and not yet finished or given up.
+    pub async fn intent_count(&self) -> i64 {
+        self.count("SELECT count(*) FROM payments WHERE NOT attached")
+            .await
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
         self.database()
             .await
-            .query_one("SELECT count(*) FROM payments", &[])
+            .query_one(sql, &[])
             .await
             .expect("count payments")
             .get(0)

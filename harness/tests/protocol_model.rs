@@ -1,6 +1,8 @@
 //! The protocol's Promela model (`harness/model/protocol.pml`) holds under
-//! spin's exhaustive search, and the checker is not blind: the variant whose
-//! attachment skips the amount check is caught.
+//! spin's exhaustive search, and the checker is not blind: each broken
+//! variant is caught (an attachment that skips the amount check, a create
+//! that attaches before recording its intent, a release that does not
+//! remember the payment it released).
 
 use harness::prerequisites;
 use std::path::Path;
@@ -63,5 +65,31 @@ fn the_model_catches_an_attachment_without_the_amount_check() {
         return;
     };
     assert!(report.contains("assertion violated"), "{report}");
+    assert!(!report.contains("errors: 0"), "{report}");
+}
+
+/// The protocol before intents: a create whose attachment times out while
+/// order-service still applies it later has recorded nothing, and the order
+/// stays attached to a payment payment-service never heard of.
+#[test]
+fn the_model_catches_a_create_that_attaches_before_recording_its_intent() {
+    let Some(report) = verify("broken-intent", &["-DBROKEN_INTENT"]) else {
+        return;
+    };
+    assert!(report.contains("assertion violated"), "{report}");
+    assert!(report.contains("prow==oattached"), "{report}");
+    assert!(!report.contains("errors: 0"), "{report}");
+}
+
+/// A release that does not add the payment to `released_payments`: an
+/// attachment still queued at order-service is applied after the intent
+/// was released and deleted, and freezes the order.
+#[test]
+fn the_model_catches_a_release_that_does_not_remember_the_released_payment() {
+    let Some(report) = verify("broken-release", &["-DBROKEN_RELEASE"]) else {
+        return;
+    };
+    assert!(report.contains("assertion violated"), "{report}");
+    assert!(report.contains("prow==oattached"), "{report}");
     assert!(!report.contains("errors: 0"), "{report}");
 }

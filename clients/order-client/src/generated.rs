@@ -34,7 +34,7 @@ This is the original system's response shape, kept so its clients keep working.*
     ///The machine-readable and the human-readable description of an error.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ErrorData {
-        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`. New codes may be added; treat unknown ones by their HTTP status.
+        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
         pub error_code: ::std::string::String,
         ///What happened and what to change, for a person to read. Not stable: do not parse it.
         pub message: ::std::string::String,
@@ -362,6 +362,13 @@ This is the original system's response shape, kept so its clients keep working.*
             value.parse()
         }
     }
+    ///A payment payment-service will not record for the order.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct PaymentRelease {
+        ///The payment's id, as sent when it was to be attached.
+        pub payment_id: ::uuid::Uuid,
+    }
     /// Error types.
     pub mod error {
         /// Error from a `TryFrom` or `FromStr` implementation.
@@ -411,7 +418,7 @@ units. Requests outside this document (an unknown path, or a method a path
 does not have) are answered 404 or 405 with the framework's own
 `{"request_id", "message"}` body.
 
-Version: 1.1.0*/
+Version: 1.2.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -453,7 +460,7 @@ impl Client {
 }
 impl ClientInfo<crate::ClientContext> for Client {
     fn api_version() -> &'static str {
-        "1.1.0"
+        "1.2.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -470,7 +477,7 @@ impl ClientHooks<crate::ClientContext> for &Client {}
 impl Client {
     /**Start a payment for an order
 
-Called by payment-service before it records a payment, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a `pending` order whose `total_amount` equals `amount`, and answers with the order, its `payment_id` now naming the payment. From then on the order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409) until the payment's outcome is reported, so the payment is always for the order as it stands. Idempotent: attaching the same payment again answers 200. Another payment already under way is `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a settled order is `ORDER_NOT_PENDING` (409); another total is `AMOUNT_MISMATCH` (409); an unknown order is `ORDER_NOT_FOUND` (404).
+Called by payment-service after it notes a payment and before it records it as created, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a `pending` order whose `total_amount` equals `amount`, and answers with the order, its `payment_id` now naming the payment. From then on the order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409) until the payment's outcome is reported, so the payment is always for the order as it stands. Idempotent: attaching the same payment again answers 200. Another payment already under way is `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a settled order is `ORDER_NOT_PENDING` (409); another total is `AMOUNT_MISMATCH` (409); a payment released for this order (see `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is `ORDER_NOT_FOUND` (404).
 
 Sends a `POST` request to `/internal/orders/{orderId}/payment`
 
@@ -509,6 +516,63 @@ Arguments:
             .build()?;
         let info = OperationInfo {
             operation_id: "attach_payment",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Release a payment that will not be recorded
+
+Called by payment-service, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing), before it forgets a payment it had noted but not recorded: one order-service refused to attach, or one whose attachment went unanswered. From then on the order refuses to attach that payment (`PAYMENT_RELEASED`, 409), so an attachment still on its way can never leave the order waiting for a payment payment-service does not know. Answers with the order: if its `payment_id` names the payment, the payment was attached after all, nothing changes, and payment-service keeps it. Idempotent. An unknown order is `ORDER_NOT_FOUND` (404).
+
+Sends a `POST` request to `/internal/orders/{orderId}/released-payments`
+
+Arguments:
+- `order_id`: The order's id (a UUID).
+- `webhook_id`: A unique id of this message, the same on every retry of it: the receiver's deduplication key.
+- `body`
+*/
+    pub async fn release_payment<'a>(
+        &'a self,
+        order_id: &'a ::uuid::Uuid,
+        webhook_id: &'a str,
+        body: &'a types::PaymentRelease,
+    ) -> Result<ResponseValue<types::EnvelopeForOrder>, Error<types::ApiError>> {
+        let url = format!(
+            "{}/internal/orders/{}/released-payments", self.baseurl, encode_path(&
+            order_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        header_map.append("webhook-id", webhook_id.to_string().try_into()?);
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "release_payment",
         };
         self.pre(&mut request, &info).await?;
         let result = self.exec(request, &info).await;

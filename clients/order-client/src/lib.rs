@@ -124,7 +124,7 @@ impl ClientHooks<ClientContext> for Client {
             request.headers_mut().insert("x-request-id", value);
         }
         match (&self.inner().callback_secret, info.operation_id) {
-            (Some(secret), "payment_callback" | "attach_payment") => {
+            (Some(secret), "payment_callback" | "attach_payment" | "release_payment") => {
                 sign(secret, request).map_err(Error::Custom)
             }
             _ => Ok(()),

@@ -34,7 +34,7 @@ This is the original system's response shape, kept so its clients keep working.*
     ///The machine-readable and the human-readable description of an error.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ErrorData {
-        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`. New codes may be added; treat unknown ones by their HTTP status.
+        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
         pub error_code: ::std::string::String,
         ///What happened and what to change, for a person to read. Not stable: do not parse it.
         pub message: ::std::string::String,
@@ -398,7 +398,7 @@ units. Requests outside this document (an unknown path, or a method a path
 does not have) are answered 404 or 405 with the framework's own
 `{"request_id", "message"}` body.
 
-Version: 1.1.0*/
+Version: 1.2.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -434,7 +434,7 @@ impl Client {
 }
 impl ClientInfo<()> for Client {
     fn api_version() -> &'static str {
-        "1.1.0"
+        "1.2.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -451,7 +451,7 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Create a payment for an order
 
-Creates a `pending` payment after order-service has attached it to the order, which requires the order to exist (`ORDER_NOT_FOUND`, 404), be `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount` (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or deleted until the payment succeeds or fails. An order has at most one payment: creating one again answers 200 with the existing payment. A payment nobody settles expires after 24 hours (the service's `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If order-service cannot be reached in time the answer is `ORDER_SERVICE_UNAVAILABLE` (503), and if it answers something unreadable, `ORDER_SERVICE_BAD_RESPONSE` (502); either way nothing is created.
+Creates a `pending` payment after order-service has attached it to the order, which requires the order to exist (`ORDER_NOT_FOUND`, 404), be `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount` (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or deleted until the payment succeeds or fails. An order has at most one payment: creating one again with the same `amount` and `provider` answers 200 with the existing payment; another amount is `AMOUNT_MISMATCH` (400), another provider `PAYMENT_EXISTS` (409). A payment nobody settles expires after 24 hours (the service's `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If order-service cannot be reached the answer is `ORDER_SERVICE_UNAVAILABLE` (503) and no payment was created. If it does not answer in time whether it took the payment, the answer is `OUTCOME_UNKNOWN` (503), or `ORDER_SERVICE_BAD_RESPONSE` (502) if its answer is unreadable: send the same request again, which answers the payment or why there is none (a payment left unfinished is given up by the service within a few timeouts, and its order is free again).
 
 Send an `Idempotency-Key` to make the create safe to retry: every retry with the key is answered as the first request was, refusals included, until the key expires.
 

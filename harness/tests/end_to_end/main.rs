@@ -14,6 +14,8 @@ mod outages;
 mod races;
 mod replicas;
 mod rolling_restart;
+mod slow_databases;
+mod unanswered_attachments;
 
 use harness::order_service::OrderServiceTest;
 use harness::payment_service::PaymentServiceTest;
@@ -47,8 +49,16 @@ impl System {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut payment_service::Settings)) -> Self {
-        let orders = OrderServiceTest::start().await;
-        let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), adjust).await;
+        Self::start_adjusted(|_| {}, adjust).await
+    }
+
+    /// Both services, each with its settings adjusted.
+    pub async fn start_adjusted(
+        orders: impl FnOnce(&mut order_service::Settings),
+        payments: impl FnOnce(&mut payment_service::Settings),
+    ) -> Self {
+        let orders = OrderServiceTest::start_with(orders).await;
+        let payments = PaymentServiceTest::start(&orders.url(""), orders.secret(), payments).await;
         System { orders, payments }
     }
 

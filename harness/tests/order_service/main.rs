@@ -5,6 +5,7 @@
 mod callback;
 mod connections;
 mod database_outage;
+mod deadlines;
 mod docs;
 mod idempotency;
 mod lifecycle;

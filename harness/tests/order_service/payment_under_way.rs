@@ -176,3 +176,73 @@ async fn an_attachment_for_another_total_an_unknown_order_or_unsigned_is_refused
     assert_eq!((changed.total_amount, changed.payment_id), (3_000, None));
     test.cleanup().await;
 }
+
+async fn release(test: &OrderServiceTest<'_>, order: Uuid, payment: Uuid) -> Order {
+    test.client
+        .release_payment(
+            &order,
+            &format!("release_{}", payment.simple()),
+            &order_client::types::PaymentRelease {
+                payment_id: payment,
+            },
+        )
+        .await
+        .expect("the release is answered")
+        .into_inner()
+        .data
+}
+
+#[tokio::test]
+async fn a_released_payment_is_never_attached_and_an_attached_one_is_never_released() {
+    let test = OrderServiceTest::start().await;
+    let order = pending_order(&test).await;
+    let (given_up, kept) = (Uuid::new_v4(), Uuid::new_v4());
+
+    let released = release(&test, order.id, given_up).await;
+    assert_eq!(
+        (released.status, released.payment_id),
+        (OrderStatus::Pending, None)
+    );
+    let (status, code, message) = attach(&test, order.id, given_up, 6_000).await.unwrap_err();
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "PAYMENT_RELEASED"),
+        "{message}"
+    );
+    assert_eq!(
+        release(&test, order.id, given_up).await.payment_id,
+        None,
+        "releasing again changes nothing"
+    );
+
+    // Another payment attaches; releasing it then answers it attached.
+    attach(&test, order.id, kept, 6_000).await.unwrap();
+    let answered = release(&test, order.id, kept).await;
+    assert_eq!(answered.payment_id, Some(kept));
+    assert_eq!(
+        attach(&test, order.id, kept, 6_000)
+            .await
+            .unwrap()
+            .payment_id,
+        Some(kept),
+        "still attached"
+    );
+
+    // A release for an order that is gone says so.
+    let (status, error) = error_body(
+        test.client
+            .release_payment(
+                &Uuid::new_v4(),
+                "release_x",
+                &order_client::types::PaymentRelease {
+                    payment_id: given_up,
+                },
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, error.data.error_code.as_str()),
+        (StatusCode::NOT_FOUND, "ORDER_NOT_FOUND")
+    );
+    test.cleanup().await;
+}

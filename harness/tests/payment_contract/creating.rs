@@ -38,10 +38,12 @@ async fn the_payment_is_attached_to_the_order_as_the_contract_says() {
 
 #[tokio::test]
 async fn a_create_interrupted_after_attaching_is_completed_with_the_attached_payment() {
-    // An earlier create attached `attached` to the order, then stopped
-    // before recording it: order-service says a payment is under way.
+    // An earlier version attached `attached` to the order, then stopped
+    // before recording it (it recorded payments only after attaching them):
+    // order-service says a payment is under way, and does not release it.
     let mocked = Mocked::start(|_| {}).await;
     let (order, attached) = (Uuid::new_v4(), Uuid::new_v4());
+    mocked.order_reads_as(order, 2_500, "pending").await;
     Mock::given(method("POST"))
         .and(path(format!("/internal/orders/{order}/payment")))
         .respond_with(
@@ -50,8 +52,8 @@ async fn a_create_interrupted_after_attaching_is_completed_with_the_attached_pay
         )
         .mount(&mocked.order_service)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/orders/{order}")))
+    Mock::given(method("POST"))
+        .and(path(format!("/internal/orders/{order}/released-payments")))
         .respond_with(ResponseTemplate::new(200).set_body_json(order_envelope(
             order,
             2_500,
@@ -79,7 +81,10 @@ async fn a_create_interrupted_after_attaching_is_completed_with_the_attached_pay
 }
 
 /// Each way order-service can answer (or not), and what the client of
-/// payment-service then gets. Nothing is created in any of these cases.
+/// payment-service then gets. No payment is created in any of these cases;
+/// where order-service may have attached it after all, the answer says so
+/// (`OUTCOME_UNKNOWN`), and the payment noted before the call stays until
+/// the expiry has order-service release it.
 #[tokio::test]
 async fn every_answer_from_order_service_leads_to_a_clear_error() {
     let mocked = Mocked::start(|_| {}).await;
@@ -95,7 +100,13 @@ async fn every_answer_from_order_service_leads_to_a_clear_error() {
             "500",
             ResponseTemplate::new(500).set_body_json(error_envelope(500, "INTERNAL_ERROR")),
             StatusCode::SERVICE_UNAVAILABLE,
-            "ORDER_SERVICE_UNAVAILABLE",
+            "OUTCOME_UNKNOWN",
+        ),
+        (
+            "503 outcome unknown",
+            ResponseTemplate::new(503).set_body_json(error_envelope(503, "OUTCOME_UNKNOWN")),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OUTCOME_UNKNOWN",
         ),
         (
             "503",
@@ -119,11 +130,20 @@ async fn every_answer_from_order_service_leads_to_a_clear_error() {
             "no answer in time",
             ResponseTemplate::new(200).set_delay(Duration::from_secs(10)),
             StatusCode::SERVICE_UNAVAILABLE,
-            "ORDER_SERVICE_UNAVAILABLE",
+            "OUTCOME_UNKNOWN",
         ),
     ];
     for (case, answer, expected, code) in cases {
         let order = Uuid::new_v4();
+        mocked.order_reads_as(order, 100, "pending").await;
+        // Asked to release the payment, order-service no longer has the order.
+        Mock::given(method("POST"))
+            .and(path(format!("/internal/orders/{order}/released-payments")))
+            .respond_with(
+                ResponseTemplate::new(404).set_body_json(error_envelope(404, "ORDER_NOT_FOUND")),
+            )
+            .mount(&mocked.order_service)
+            .await;
         Mock::given(method("POST"))
             .and(path(format!("/internal/orders/{order}/payment")))
             .respond_with(answer)
@@ -142,8 +162,20 @@ async fn every_answer_from_order_service_leads_to_a_clear_error() {
             "{case}: answered after {elapsed:?}"
         );
     }
-    let count = mocked.payments.payment_count().await;
-    assert_eq!(count, 0);
+    assert_eq!(mocked.payments.payment_count().await, 0);
+    // The expiry asks order-service to release what it noted; order-service
+    // no longer has the orders (404), so none can be attached.
+    harness::wait_until(
+        "every noted payment is given up",
+        Duration::from_secs(20),
+        async || {
+            let left = mocked.payments.intent_count().await;
+            (left == 0)
+                .then_some(())
+                .ok_or(format!("{left} noted payment(s) left"))
+        },
+    )
+    .await;
     mocked.cleanup().await;
 }
 

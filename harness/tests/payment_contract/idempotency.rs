@@ -59,8 +59,8 @@ async fn a_retry_gets_the_first_payment_without_asking_order_service_again() {
 async fn a_refusal_is_kept_for_retries_and_an_outage_is_not() {
     let mocked = Mocked::start(|_| {}).await;
     let (unknown, busy) = (Uuid::new_v4(), Uuid::new_v4());
-    Mock::given(method("POST"))
-        .and(path(format!("/internal/orders/{unknown}/payment")))
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{unknown}")))
         .respond_with(
             ResponseTemplate::new(404).set_body_json(error_envelope(404, "ORDER_NOT_FOUND")),
         )
@@ -75,7 +75,10 @@ async fn a_refusal_is_kept_for_retries_and_an_outage_is_not() {
         );
     }
     assert_eq!(
-        attach_calls(&mocked, unknown).await,
+        mocked
+            .sent("GET", &format!("/orders/{unknown}"))
+            .await
+            .len(),
         1,
         "the refusal was replayed"
     );
@@ -109,6 +112,7 @@ async fn a_refusal_is_kept_for_retries_and_an_outage_is_not() {
 async fn a_retry_while_order_service_is_still_answering_the_first_is_told_to_wait() {
     let mocked = Mocked::start(|_| {}).await;
     let order = Uuid::new_v4();
+    mocked.order_reads_as(order, 100, "pending").await;
     Mock::given(method("POST"))
         .and(path(format!("/internal/orders/{order}/payment")))
         .respond_with(

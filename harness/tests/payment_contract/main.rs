@@ -38,14 +38,20 @@ impl Mocked {
         }
     }
 
-    /// order-service will answer `GET /orders/{id}` with this order, and
-    /// attach a payment to it as order-service does: to a pending order of
-    /// that total (409 `ORDER_NOT_PENDING` or `AMOUNT_MISMATCH` otherwise).
+    /// order-service will answer `GET /orders/{id}` with this order, attach
+    /// a payment to it as order-service does: to a pending order of that
+    /// total (409 `ORDER_NOT_PENDING` or `AMOUNT_MISMATCH` otherwise), and
+    /// answer a release with the order, which holds no payment.
     pub async fn order_is(&self, id: Uuid, total_amount: i64, status: &str) {
-        let body = order_envelope(id, total_amount, status, None);
-        Mock::given(method("GET"))
-            .and(path(format!("/orders/{id}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        self.order_reads_as(id, total_amount, status).await;
+        Mock::given(method("POST"))
+            .and(path(format!("/internal/orders/{id}/released-payments")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(order_envelope(
+                id,
+                total_amount,
+                status,
+                None,
+            )))
             .mount(&self.order_service)
             .await;
         let status = status.to_string();
@@ -68,6 +74,21 @@ impl Mocked {
                     ))
                 }
             })
+            .mount(&self.order_service)
+            .await;
+    }
+
+    /// order-service will answer `GET /orders/{id}` with this order (and
+    /// nothing else about it).
+    pub async fn order_reads_as(&self, id: Uuid, total_amount: i64, status: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("/orders/{id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(order_envelope(
+                id,
+                total_amount,
+                status,
+                None,
+            )))
             .mount(&self.order_service)
             .await;
     }

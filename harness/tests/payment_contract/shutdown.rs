@@ -10,6 +10,7 @@ use wiremock::{Mock, ResponseTemplate};
 async fn shutdown_lets_a_request_in_flight_finish() {
     let mut mocked = Mocked::start(|_| {}).await;
     let order = Uuid::new_v4();
+    mocked.order_reads_as(order, 500, "pending").await;
     Mock::given(method("POST"))
         .and(path(format!("/internal/orders/{order}/payment")))
         .respond_with(
@@ -27,15 +28,25 @@ async fn shutdown_lets_a_request_in_flight_finish() {
             .send()
             .await
     });
-    while mocked
-        .order_service
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .is_empty()
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // In flight: order-service is answering its attachment.
+    let attaching = format!("/internal/orders/{order}/payment");
+    harness::wait_until(
+        "the attachment to be sent",
+        Duration::from_secs(5),
+        async || {
+            let received = mocked
+                .order_service
+                .received_requests()
+                .await
+                .unwrap_or_default();
+            received
+                .iter()
+                .any(|request| request.url.path() == attaching)
+                .then_some(())
+                .ok_or(format!("{} other request(s)", received.len()))
+        },
+    )
+    .await;
 
     mocked.payments.stop().await;
 

@@ -29,7 +29,7 @@ pub struct ErrorData {
     /// `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`,
     /// `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`,
     /// `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`,
-    /// `IDEMPOTENCY_KEY_REUSED`. New codes may be added; treat unknown ones by their HTTP status.
+    /// `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
     pub error_code: String,
     /// What happened and what to change, for a person to read. Not stable: do not parse it.
     pub message: String,
@@ -64,6 +64,9 @@ pub enum ErrorCode {
     InvalidIdempotencyKey,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    OutcomeUnknown,
+    PaymentExists,
+    PaymentReleased,
 }
 
 impl ErrorCode {
@@ -93,6 +96,9 @@ impl ErrorCode {
             ErrorCode::InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
             ErrorCode::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::OutcomeUnknown => "OUTCOME_UNKNOWN",
+            ErrorCode::PaymentExists => "PAYMENT_EXISTS",
+            ErrorCode::PaymentReleased => "PAYMENT_RELEASED",
         }
     }
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// change that breaks a client (see [`compat`]) needs a new major version;
 /// an addition a new minor one. Progenitor clients send it as
 /// `api-version` on every request. CHANGELOG.md says what each changed.
-pub const CONTRACT_VERSION: semver::Version = semver::Version::new(1, 1, 0);
+pub const CONTRACT_VERSION: semver::Version = semver::Version::new(1, 2, 0);
 
 /// The command that regenerates `openapi.yaml`.
 pub const GENERATE_COMMAND: &str = "cargo run -p contract -- generate";

@@ -19,7 +19,8 @@ fn every_operation_has_one_tag_a_summary_and_a_unique_id() {
         .operations()
         .map(|(path, method, op)| (method.to_uppercase(), path.to_string(), op.tags[0].clone()))
         .collect();
-    // The original system's ten operations, with the tag saying which service serves each.
+    // The original system's ten operations and the internal ones added since, with the tag
+    // saying which service serves each.
     let expected = [
         ("POST", "/orders", "orders"),
         ("GET", "/orders", "orders"),
@@ -28,6 +29,11 @@ fn every_operation_has_one_tag_a_summary_and_a_unique_id() {
         ("DELETE", "/orders/{orderId}", "orders"),
         ("POST", "/internal/payment-callback", "internal"),
         ("POST", "/internal/orders/{orderId}/payment", "internal"),
+        (
+            "POST",
+            "/internal/orders/{orderId}/released-payments",
+            "internal",
+        ),
         ("POST", "/payments", "payments"),
         ("GET", "/payments/{paymentId}", "payments"),
         ("PUT", "/payments/success/{paymentId}", "payments"),

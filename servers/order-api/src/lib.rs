@@ -111,9 +111,10 @@ pub trait OrderApi {
 
     /// Start a payment for an order
     ///
-    /// Called by payment-service before it records a payment, signed like
-    /// the outcome report (a missing, stale or invalid signature is
-    /// `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a
+    /// Called by payment-service after it notes a payment and before it
+    /// records it as created, signed like the outcome report (a missing,
+    /// stale or invalid signature is `UNAUTHORIZED`, 401, and changes
+    /// nothing). Attaches `payment_id` to a
     /// `pending` order whose `total_amount` equals `amount`, and answers with
     /// the order, its `payment_id` now naming the payment. From then on the
     /// order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409)
@@ -122,12 +123,33 @@ pub trait OrderApi {
     /// answers 200. Another payment already under way is
     /// `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a
     /// settled order is `ORDER_NOT_PENDING` (409); another total is
-    /// `AMOUNT_MISMATCH` (409); an unknown order is `ORDER_NOT_FOUND` (404).
+    /// `AMOUNT_MISMATCH` (409); a payment released for this order (see
+    /// `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is
+    /// `ORDER_NOT_FOUND` (404).
     #[endpoint { method = POST, path = "/internal/orders/{orderId}/payment", tags = ["internal"] }]
     async fn attach_payment(
         rqctx: RequestContext<Self::Context>,
         path: Path<OrderPath>,
         body: SignedBody<PaymentAttachment>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Release a payment that will not be recorded
+    ///
+    /// Called by payment-service, signed like the outcome report (a missing,
+    /// stale or invalid signature is `UNAUTHORIZED`, 401, and changes
+    /// nothing), before it forgets a payment it had noted but not recorded:
+    /// one order-service refused to attach, or one whose attachment went
+    /// unanswered. From then on the order refuses to attach that payment
+    /// (`PAYMENT_RELEASED`, 409), so an attachment still on its way can never
+    /// leave the order waiting for a payment payment-service does not know.
+    /// Answers with the order: if its `payment_id` names the payment, the
+    /// payment was attached after all, nothing changes, and payment-service
+    /// keeps it. Idempotent. An unknown order is `ORDER_NOT_FOUND` (404).
+    #[endpoint { method = POST, path = "/internal/orders/{orderId}/released-payments", tags = ["internal"] }]
+    async fn release_payment(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<OrderPath>,
+        body: SignedBody<PaymentRelease>,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
 
     /// Liveness: the process is up and serving HTTP. Unpublished.
@@ -337,6 +359,14 @@ pub struct PaymentAttachment {
     pub payment_id: Uuid,
     /// The amount to be paid in minor currency units; it must equal the order's `total_amount`.
     pub amount: PositiveInt,
+}
+
+/// A payment payment-service will not record for the order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRelease {
+    /// The payment's id, as sent when it was to be attached.
+    pub payment_id: Uuid,
 }
 
 /// How a payment ended.

@@ -9,6 +9,7 @@ use api_common::{
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
 use order_api::{
     ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentAttachment, PaymentCallback,
+    PaymentRelease,
 };
 use service_support::operations;
 
@@ -134,6 +135,25 @@ impl OrderApi for OrderApiImpl {
                 "order_id" => %id,
                 "payment_id" => %attachment.payment_id);
             orders::attach_payment(&context.store, id, &attachment)
+                .await
+                .map(Envelope::ok)
+        })
+        .await
+    }
+
+    async fn release_payment(
+        rqctx: RequestContext<ServiceContext>,
+        path: Path<OrderPath>,
+        body: SignedBody<PaymentRelease>,
+    ) -> Reply<Envelope<Order>> {
+        observed(&rqctx, async {
+            let context = rqctx.context();
+            let release = verified(context, &body)?;
+            let id = path.into_inner().order_id;
+            slog::info!(rqctx.log, "releasing a payment";
+                "order_id" => %id,
+                "payment_id" => %release.payment_id);
+            orders::release_payment(&context.store, id, &release)
                 .await
                 .map(Envelope::ok)
         })

@@ -6,7 +6,8 @@ use crate::store::OrderStore;
 use api_common::{ApiError, ErrorCode, IdempotencyKey};
 use http::StatusCode;
 use order_api::{
-    Order, OrderRequest, OrderStatus, PageLimit, PaymentAttachment, PaymentCallback, PaymentOutcome,
+    Order, OrderRequest, OrderStatus, PageLimit, PaymentAttachment, PaymentCallback,
+    PaymentOutcome, PaymentRelease,
 };
 use service_support::database::DbError;
 use service_support::idempotency::{self, Claim, IdempotencyKeys};
@@ -43,6 +44,11 @@ pub enum OrderError {
         reported_payment: Uuid,
         reported: PaymentOutcome,
     },
+    #[error(
+        "payment {payment_id} was released for order {id}: payment-service gave it up, and the \
+         order never takes it"
+    )]
+    PaymentReleased { id: Uuid, payment_id: Uuid },
     #[error("page_token is not one this service issued; list again from the first page without it")]
     InvalidPageToken,
     #[error("payment callback rejected: {0}")]
@@ -72,6 +78,9 @@ impl service_support::operations::ServiceError for OrderError {
             OrderError::AlreadySettled { .. } => {
                 (StatusCode::CONFLICT, ErrorCode::OrderAlreadySettled)
             }
+            OrderError::PaymentReleased { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::PaymentReleased)
+            }
             OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
             OrderError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             OrderError::Enveloped(error) => return error.clone(),
@@ -80,6 +89,15 @@ impl service_support::operations::ServiceError for OrderError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::ServiceUnavailable,
                     "the order database is unavailable; retry in a few seconds",
+                );
+            }
+            OrderError::Database(DbError::OutcomeUnknown(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::OutcomeUnknown,
+                    "the order database did not confirm in time whether this change was made; \
+                     read the order to see, or send the same create again with the same \
+                     Idempotency-Key, which answers what was done",
                 );
             }
             OrderError::Database(_) => {
@@ -200,25 +218,29 @@ async fn why_not_pending(store: &OrderStore, id: Uuid) -> OrderError {
     }
 }
 
-/// Attaches a payment about to be recorded to its order, which from then
-/// on cannot change until the outcome arrives. Idempotent for the same
-/// payment.
+/// Attaches a payment payment-service is about to record to its order,
+/// which from then on cannot change until the outcome arrives. Idempotent
+/// for the same payment; a released payment is never attached.
 pub async fn attach_payment(
     store: &OrderStore,
     id: Uuid,
     attachment: &PaymentAttachment,
 ) -> Result<Order, OrderError> {
     let amount = attachment.amount.get();
-    if let Some(order) = store
-        .attach_payment(id, attachment.payment_id, amount)
-        .await?
-    {
+    let payment_id = attachment.payment_id;
+    if let Some(order) = store.attach_payment(id, payment_id, amount).await? {
         return Ok(order);
     }
-    let order = get(store, id).await?;
+    let (order, released) = store
+        .get_for_attach(id, payment_id)
+        .await?
+        .ok_or(OrderError::NotFound(id))?;
     match (order.status, order.payment_id) {
         (OrderStatus::Pending, Some(payment_id)) => {
             Err(OrderError::PaymentInProgress { id, payment_id })
+        }
+        (OrderStatus::Pending, None) if released => {
+            Err(OrderError::PaymentReleased { id, payment_id })
         }
         (OrderStatus::Pending, None) => Err(OrderError::AmountMismatch {
             id,
@@ -226,6 +248,20 @@ pub async fn attach_payment(
             amount,
         }),
         (status, _) => Err(OrderError::NotPending { id, status }),
+    }
+}
+
+/// Makes the order refuse a payment payment-service gives up, unless it is
+/// attached already; answers the order, whose `payment_id` tells which.
+pub async fn release_payment(
+    store: &OrderStore,
+    id: Uuid,
+    release: &PaymentRelease,
+) -> Result<Order, OrderError> {
+    match store.release_payment(id, release.payment_id).await? {
+        Some(order) => Ok(order),
+        // Attached, settled, or released already: each is final for it.
+        None => get(store, id).await,
     }
 }
 

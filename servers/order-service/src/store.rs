@@ -51,7 +51,25 @@ const ATTACH_PAYMENT: &str = concat!(
     "UPDATE orders SET payment_id = $2, \
      updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
      WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
-     AND (payment_id IS NULL OR payment_id = $2) RETURNING ",
+     AND (payment_id IS NULL OR payment_id = $2) AND NOT $2 = ANY(released_payments) RETURNING ",
+    columns!()
+);
+
+/// The order as an attachment of payment $2 finds it, and whether that
+/// payment was released.
+const GET_FOR_ATTACH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", $2 = ANY(released_payments) AS released FROM orders WHERE id = $1"
+);
+
+/// Adds $2 to the payments the pending order $1 refuses, unless it is the
+/// one attached or already there. Orders that are settled need nothing:
+/// they never take a payment again.
+const RELEASE_PAYMENT: &str = concat!(
+    "UPDATE orders SET released_payments = array_append(released_payments, $2) \
+     WHERE id = $1 AND status = 'pending' AND payment_id IS DISTINCT FROM $2 \
+     AND NOT $2 = ANY(released_payments) RETURNING ",
     columns!()
 );
 
@@ -100,8 +118,7 @@ impl OrderStore {
         attempt: &Attempt,
     ) -> Result<Option<Order>, DbError> {
         self.db
-            .within_deadline(async {
-                let mut client = self.db.client().await?;
+            .on_own(async |client| {
                 let transaction = client.transaction().await?;
                 let statement = transaction.prepare_cached(INSERT).await?;
                 let row = transaction
@@ -159,6 +176,29 @@ impl OrderStore {
     ) -> Result<Option<Order>, DbError> {
         self.query_opt(ATTACH_PAYMENT, &[&id, &payment_id, &amount])
             .await
+    }
+
+    /// The order `id` and whether it refuses `payment_id` as released.
+    pub async fn get_for_attach(
+        &self,
+        id: Uuid,
+        payment_id: Uuid,
+    ) -> Result<Option<(Order, bool)>, DbError> {
+        self.db
+            .read_opt(GET_FOR_ATTACH, &[&id, &payment_id], |row| {
+                Ok((order_from_row(row)?, row.try_get("released")?))
+            })
+            .await
+    }
+
+    /// Makes the pending order `id` refuse `payment_id` from now on, unless
+    /// that payment is attached; `None` if nothing needed to change.
+    pub async fn release_payment(
+        &self,
+        id: Uuid,
+        payment_id: Uuid,
+    ) -> Result<Option<Order>, DbError> {
+        self.query_opt(RELEASE_PAYMENT, &[&id, &payment_id]).await
     }
 
     /// Replaces the fields of a pending order with no payment under way;

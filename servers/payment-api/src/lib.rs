@@ -36,13 +36,18 @@ pub trait PaymentApi {
     /// `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount`
     /// (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or
     /// deleted until the payment succeeds or fails. An order has at most one
-    /// payment: creating one again answers 200 with the existing payment. A
+    /// payment: creating one again with the same `amount` and `provider`
+    /// answers 200 with the existing payment; another amount is
+    /// `AMOUNT_MISMATCH` (400), another provider `PAYMENT_EXISTS` (409). A
     /// payment nobody settles expires after 24 hours (the service's
     /// `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If
-    /// order-service cannot be reached in time the answer is
-    /// `ORDER_SERVICE_UNAVAILABLE` (503), and if it answers something
-    /// unreadable, `ORDER_SERVICE_BAD_RESPONSE` (502); either way nothing is
-    /// created.
+    /// order-service cannot be reached the answer is
+    /// `ORDER_SERVICE_UNAVAILABLE` (503) and no payment was created. If it
+    /// does not answer in time whether it took the payment, the answer is
+    /// `OUTCOME_UNKNOWN` (503), or `ORDER_SERVICE_BAD_RESPONSE` (502) if its
+    /// answer is unreadable: send the same request again, which answers the
+    /// payment or why there is none (a payment left unfinished is given up
+    /// by the service within a few timeouts, and its order is free again).
     ///
     /// Send an `Idempotency-Key` to make the create safe to retry: every
     /// retry with the key is answered as the first request was, refusals

@@ -2,8 +2,15 @@
 //! payment has been pending for the expiry time (24 h by default, like a
 //! checkout session), it fails, and its failure reaches order-service
 //! through the outbox like any other outcome, failing the order.
+//!
+//! Nor do payments nobody finished creating: an intent whose create stopped
+//! or went unanswered is resolved once it is older than any create runs
+//! (order-service releases it or confirms it attached; see
+//! [`payments::resolve`]), so an order never waits for a payment that
+//! payment-service does not hold.
 
 use crate::dispatcher::Wakeup;
+use crate::payments::{self, Resolution};
 use crate::store::PaymentStore;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -19,6 +26,10 @@ pub struct Expiry {
     /// The retry window of the outcomes it records.
     pub retry_window: Duration,
     pub wakeup: Wakeup,
+    /// order-service, which resolves intents.
+    pub orders: order_client::Client,
+    /// How old an intent is once no create can still be finishing it.
+    pub intents_after: Duration,
     pub log: slog::Logger,
 }
 
@@ -27,15 +38,60 @@ impl Expiry {
         tokio::spawn(self.run(stopped))
     }
 
+    /// Resolves up to a batch of intents nobody finished, oldest first,
+    /// until one cannot be: it and the rest stay for the next round.
+    async fn resolve_stale_intents(&self) {
+        let stale = match self.store.stale_intents(self.intents_after, BATCH).await {
+            Ok(stale) => stale,
+            Err(error) => {
+                slog::warn!(self.log, "cannot look for unfinished payments"; "error" => %error);
+                return;
+            }
+        };
+        for intent in stale {
+            match payments::resolve(&self.store, &self.orders, &intent).await {
+                Ok(Resolution::Attached(_)) => {
+                    slog::info!(self.log, "unfinished payment found attached: recorded";
+                        "payment_id" => %intent.id, "order_id" => %intent.order_id);
+                }
+                Ok(Resolution::Released(_)) => {
+                    slog::info!(self.log, "unfinished payment released by order-service: forgotten";
+                        "payment_id" => %intent.id, "order_id" => %intent.order_id);
+                }
+                // order-service or the database is not answering: the
+                // others wait for the next round rather than each waiting
+                // for its own timeout.
+                Err(error) => {
+                    slog::warn!(self.log, "cannot resolve an unfinished payment yet";
+                        "payment_id" => %intent.id, "order_id" => %intent.order_id,
+                        "error" => %error);
+                    return;
+                }
+            }
+        }
+    }
+
     /// Looks for stale payments every tenth of the expiry time (between
-    /// 100 ms and a minute), so a payment fails at most that late.
+    /// 100 ms and a minute), so a payment fails at most that late, and for
+    /// unfinished intents every half of their age limit (at most a minute),
+    /// so an order waits at most about twice that for one.
     async fn run(self, mut stopped: watch::Receiver<bool>) {
-        let every = (self.after / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ticker = |every: Duration| {
+            let mut tick = tokio::time::interval(
+                every.clamp(Duration::from_millis(100), Duration::from_secs(60)),
+            );
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        };
+        let mut payments_tick = ticker(self.after / 10);
+        let mut intents_tick = ticker(self.intents_after / 2);
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                _ = payments_tick.tick() => {}
+                _ = intents_tick.tick() => {
+                    self.resolve_stale_intents().await;
+                    continue;
+                }
                 _ = stopped.changed() => return,
             }
             loop {

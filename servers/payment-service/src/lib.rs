@@ -142,6 +142,9 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         after: Duration::from_secs(settings.expiry_secs),
         retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
         wakeup: dispatcher.wakeup(),
+        orders: orders.clone(),
+        // Longer than a create runs: its two statements and two calls.
+        intents_after: 2 * (settings.order_service.timeout() + settings.database.timeout()),
         log: log.new(slog::o!("component" => "expiry")),
     }
     .spawn(dispatcher.stopped());
@@ -190,6 +193,45 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
 /// reconciliation lists it (its retries go on).
 const UNACKNOWLEDGED_AFTER: Duration = Duration::from_secs(300);
 
+/// The first part of the reconciliation report: order-service's pending
+/// orders waiting for a payment this service does not hold as a payment,
+/// one line each, then their count. A payment still unfinished (an intent)
+/// is resolved by the expiry; one not held at all would keep its order
+/// waiting for good, which the protocol rules out.
+async fn orders_waiting_in_vain(settings: &Settings) -> anyhow::Result<String> {
+    let orders = order_gateway::order_client(
+        &settings.order_service,
+        settings
+            .order_service
+            .callback_secret
+            .as_deref()
+            .unwrap_or_default(),
+    )?;
+    let waiting = order_gateway::orders_waiting_for_payment(&orders).await?;
+    let ids: Vec<_> = waiting.iter().map(|(_, payment)| *payment).collect();
+    let held: std::collections::HashMap<_, _> =
+        PaymentStore::new(Database::new(&settings.database)?)
+            .held(&ids)
+            .await?
+            .into_iter()
+            .collect();
+    let mut report = String::from("order_id\tpayment_id\treason\n");
+    let mut count = 0;
+    for (order, payment) in waiting {
+        let reason = match held.get(&payment) {
+            Some(true) => continue,
+            Some(false) => "unfinished: the expiry resolves it",
+            None => "payment-service holds no such payment",
+        };
+        count += 1;
+        report.push_str(&format!("{order}\t{payment}\t{reason}\n"));
+    }
+    report.push_str(&format!(
+        "{count} order(s) waiting for a payment payment-service does not hold\n"
+    ));
+    Ok(report)
+}
+
 /// Runs an operator command against the database.
 pub async fn run_command(
     settings: &Settings,
@@ -208,10 +250,10 @@ pub async fn run_command(
                 .join("\n"))
         }
         Command::Reconcile => {
+            let mut report = orders_waiting_in_vain(settings).await?;
             let found = outbox.disagreements(UNACKNOWLEDGED_AFTER).await?;
-            let mut report = String::from(
-                "payment_id\torder_id\toutcome\tstate\tattempts\trecorded_at\treason\n",
-            );
+            report
+                .push_str("payment_id\torder_id\toutcome\tstate\tattempts\trecorded_at\treason\n");
             for disagreement in &found {
                 report.push_str(&format!("{disagreement}\n"));
             }

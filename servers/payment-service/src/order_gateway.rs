@@ -4,7 +4,9 @@
 
 use crate::config::OrderServiceSettings;
 use anyhow::Context;
-use order_client::types::{EnvelopeForOrder, Order, PaymentAttachment};
+use order_client::types::{
+    EnvelopeForOrder, Order, OrderStatus, PaymentAttachment, PaymentRelease,
+};
 use std::num::NonZeroU64;
 use uuid::Uuid;
 
@@ -15,9 +17,13 @@ pub enum GatewayError {
     /// order-service refused: the order cannot take this payment now.
     #[error("{message}")]
     Refused { code: String, message: String },
-    /// Not reachable in time, or answered that it cannot serve now.
+    /// Not reachable, or answered that it did nothing and cannot serve now.
     #[error("order-service is unavailable: {0}")]
     Unavailable(String),
+    /// No answer in time, or one that does not say whether the request was
+    /// carried out (a timeout, `OUTCOME_UNKNOWN`, a 5xx from a proxy).
+    #[error("order-service did not say whether it was done: {0}")]
+    NoAnswer(String),
     /// Answered something the contract does not allow.
     #[error("order-service answered unexpectedly: {0}")]
     BadResponse(String),
@@ -41,9 +47,42 @@ pub fn order_client(
     ))
 }
 
-/// Fetches an order.
+/// Fetches an order. A read changes nothing, so no answer in time means
+/// only that order-service is unavailable.
 pub async fn fetch_order(client: &order_client::Client, id: Uuid) -> Result<Order, GatewayError> {
-    answer(id, client.get_order(&id).await)
+    answer(id, client.get_order(&id).await).map_err(|error| match error {
+        GatewayError::NoAnswer(reason) => GatewayError::Unavailable(reason),
+        other => other,
+    })
+}
+
+/// Every pending order with a payment under way: (order, payment) ids,
+/// read page by page.
+pub async fn orders_waiting_for_payment(
+    client: &order_client::Client,
+) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
+    let mut waiting = Vec::new();
+    let mut page_token = None;
+    loop {
+        let page = client
+            .list_orders(
+                std::num::NonZeroU32::new(100),
+                page_token.as_deref(),
+                Some(OrderStatus::Pending),
+            )
+            .await
+            .context("cannot list order-service's pending orders")?
+            .into_inner();
+        waiting.extend(
+            page.data
+                .iter()
+                .filter_map(|order| Some((order.id, order.payment_id?))),
+        );
+        match page.next_page {
+            Some(token) => page_token = Some(token),
+            None => return Ok(waiting),
+        }
+    }
 }
 
 /// Asks order-service to attach payment `payment_id` of `amount` to order
@@ -61,6 +100,19 @@ pub async fn attach_payment(
         id,
         client.attach_payment(&id, &message_id, &attachment).await,
     )
+}
+
+/// Tells order-service that payment `payment_id` will not be recorded for
+/// order `id`: the order never takes it from then on, unless it took it
+/// already (the answered order's `payment_id` names it then).
+pub async fn release_payment(
+    client: &order_client::Client,
+    id: Uuid,
+    payment_id: Uuid,
+) -> Result<Order, GatewayError> {
+    let release = PaymentRelease { payment_id };
+    let message_id = format!("release_{}", payment_id.simple());
+    answer(id, client.release_payment(&id, &message_id, &release).await)
 }
 
 /// What an answer about order `id` means to payment-service.
@@ -93,26 +145,32 @@ fn answer(
             );
             if status == reqwest::StatusCode::NOT_FOUND {
                 Err(GatewayError::OrderNotFound(id))
-            } else if status.is_server_error()
+            } else if (status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && response.data.error_code == "SERVICE_UNAVAILABLE")
                 || status == reqwest::StatusCode::TOO_MANY_REQUESTS
                 // The services' secrets disagree (a rotation half done):
                 // operators fix it, and the same request then succeeds.
                 || status == reqwest::StatusCode::UNAUTHORIZED
             {
                 Err(GatewayError::Unavailable(detail))
+            } else if status.is_server_error() {
+                Err(GatewayError::NoAnswer(detail))
             } else {
                 Err(GatewayError::BadResponse(detail))
             }
         }
+        Err(Error::CommunicationError(error)) if error.is_connect() => {
+            Err(GatewayError::Unavailable(error.to_string()))
+        }
         Err(Error::CommunicationError(error)) => {
-            Err(GatewayError::Unavailable(if error.is_timeout() {
+            Err(GatewayError::NoAnswer(if error.is_timeout() {
                 "no answer in time".to_string()
             } else {
                 error.to_string()
             }))
         }
         Err(Error::UnexpectedResponse(response)) if response.status().is_server_error() => Err(
-            GatewayError::Unavailable(format!("status {}", response.status())),
+            GatewayError::NoAnswer(format!("status {}", response.status())),
         ),
         Err(error) => Err(GatewayError::BadResponse(error.to_string())),
     }

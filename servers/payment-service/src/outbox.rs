@@ -248,8 +248,7 @@ impl Outbox {
     ) -> Result<u64, DbError> {
         let window_ms = retry_window.as_millis() as f64;
         self.db
-            .within_deadline(async {
-                let mut client = self.db.client().await?;
+            .on_own(async |client| {
                 let tx = client.transaction().await?;
                 let count = tx
                     .execute(

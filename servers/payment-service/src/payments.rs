@@ -4,7 +4,7 @@
 
 use crate::order_gateway::{self, GatewayError};
 use crate::outbox::{Claimant, Claimed};
-use crate::store::PaymentStore;
+use crate::store::{PaymentStore, Recorded};
 use api_common::{ApiError, ErrorCode, IdempotencyKey};
 use http::StatusCode;
 use order_client::types::{Order, OrderStatus};
@@ -29,10 +29,42 @@ pub enum PaymentError {
         "amount {amount} does not match order {id}'s total_amount {total}; pay exactly the total"
     )]
     AmountMismatch { id: Uuid, amount: i64, total: i64 },
-    #[error("{0}; nothing was created, retry shortly")]
+    #[error(
+        "order {order_id} already has payment {payment_id} for {amount} through {provider}; a \
+         create for the order returns it only when it names the same amount and provider"
+    )]
+    TermsDiffer {
+        order_id: Uuid,
+        payment_id: Uuid,
+        amount: i64,
+        provider: String,
+        amount_differs: bool,
+    },
+    #[error("{0}; no payment was created, retry shortly")]
     OrderServiceUnavailable(String),
-    #[error("{0}; nothing was created")]
+    #[error(
+        "{reason}, so whether order {order_id} took the payment is not known yet; send the same \
+         request again (with the same Idempotency-Key, if any): it answers the payment, or why \
+         there is none"
+    )]
+    OrderServiceNoAnswer { order_id: Uuid, reason: String },
+    #[error(
+        "{0}; send the same request again (with the same Idempotency-Key, if any): it answers \
+         the payment, or why there is none"
+    )]
     OrderServiceBadResponse(String),
+    /// order-service answered, and recording what it said failed: the
+    /// payment may be attached to its order and not yet recorded as made.
+    #[error(
+        "order-service answered about payment {payment_id} for order {order_id}, and recording \
+         its answer failed ({reason}); send the same request again (with the same \
+         Idempotency-Key, if any): it answers the payment, or why there is none"
+    )]
+    Unrecorded {
+        order_id: Uuid,
+        payment_id: Uuid,
+        reason: DbError,
+    },
     /// An answer whose envelope is already made: what an idempotency key answers.
     #[error("{}", .0.data.message)]
     Enveloped(ApiError),
@@ -54,6 +86,14 @@ impl service_support::operations::ServiceError for PaymentError {
             PaymentError::AmountMismatch { .. } => {
                 (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch)
             }
+            PaymentError::TermsDiffer {
+                amount_differs: true,
+                ..
+            } => (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch),
+            PaymentError::TermsDiffer { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentExists),
+            PaymentError::OrderServiceNoAnswer { .. } | PaymentError::Unrecorded { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::OutcomeUnknown)
+            }
             PaymentError::OrderServiceUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::OrderServiceUnavailable,
@@ -67,6 +107,15 @@ impl service_support::operations::ServiceError for PaymentError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::ServiceUnavailable,
                     "the payment database is unavailable; retry in a few seconds",
+                );
+            }
+            PaymentError::Database(DbError::OutcomeUnknown(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::OutcomeUnknown,
+                    "the payment database did not confirm in time whether this change was made; \
+                     read the payment to see, or send the same request again (with the same \
+                     Idempotency-Key, if any), which answers what was done",
                 );
             }
             PaymentError::Database(_) => {
@@ -88,15 +137,13 @@ impl From<GatewayError> for PaymentError {
             GatewayError::Unavailable(_) => {
                 PaymentError::OrderServiceUnavailable(error.to_string())
             }
-            GatewayError::BadResponse(_) => {
+            GatewayError::NoAnswer(reason) => PaymentError::OrderServiceNoAnswer {
+                order_id: Uuid::nil(),
+                reason,
+            },
+            // A refusal where the contract has none.
+            GatewayError::Refused { .. } | GatewayError::BadResponse(_) => {
                 PaymentError::OrderServiceBadResponse(error.to_string())
-            }
-            // Explained by `why_refused` where the order is at hand; a
-            // refusal that outlived its reason is worth a retry.
-            GatewayError::Refused { message, .. } => {
-                PaymentError::OrderServiceUnavailable(format!(
-                    "order-service refused the payment ({message}) but the order allows it now"
-                ))
             }
         }
     }
@@ -126,54 +173,206 @@ pub async fn create_once(
     result
 }
 
-/// Creates the order's payment, or returns the one it already has.
+/// Creates the order's payment, or returns the one it has when the request
+/// names the same amount and provider.
 ///
-/// order-service first attaches the new payment's id to the order, checking
-/// that it is pending and costs `amount`; from then on the order cannot
-/// change or disappear until the outcome is reported, so the payment is
-/// always for the order as it stands. Then the payment is recorded under
-/// that id. A create that finds another payment attached adopts it: either
-/// it is recorded already (a repeated create returns it), or an earlier
-/// create stopped between the two steps and this one records it.
+/// An order that cannot take the payment (missing, settled, another
+/// total) is refused before anything is written, so a refusal leaves no
+/// trace. Otherwise the payment is first noted as an intent, which only
+/// payment-service sees; then order-service attaches it to the order,
+/// checking again that the order is pending and costs `amount` (from then
+/// on the order cannot change or disappear until the outcome is reported,
+/// so the payment is always for the order as it stands); then the intent
+/// becomes the payment. Whatever stops or times out between the steps, an
+/// order only ever waits for a payment payment-service has noted, and an
+/// intent nobody finishes is resolved by the expiry ([`resolve`]). A
+/// create that finds an intent of the same terms finishes it; one of other
+/// terms has it resolved first.
 pub async fn create(
     store: &PaymentStore,
     orders: &order_client::Client,
     request: &PaymentRequest,
 ) -> Result<Payment, PaymentError> {
-    let amount = NonZeroU64::new(request.amount.get() as u64)
-        .ok_or_else(|| DbError::UnexpectedValue("a payment amount below 1".into()))?;
-    let payment_id = Uuid::new_v4();
-    let refusal: PaymentError =
-        match order_gateway::attach_payment(orders, request.order_id, payment_id, amount).await {
-            Ok(_) => return insert(store, payment_id, request).await,
-            Err(GatewayError::Refused { code, .. }) if code == "ORDER_PAYMENT_IN_PROGRESS" => {
-                return adopt(store, orders, request).await;
-            }
-            Err(GatewayError::Refused { .. }) => why_refused(orders, request).await,
-            Err(error) => error.into(),
+    if let Some(recorded) = store.get_by_order(request.order_id).await?
+        && recorded.attached
+    {
+        return existing(recorded.payment, request);
+    }
+    payable(
+        &order_gateway::fetch_order(orders, request.order_id).await?,
+        request,
+    )?;
+    let mut recorded = note_or_find(store, request).await?;
+    if !recorded.attached && !same_terms(&recorded.payment, request) {
+        recorded = match resolve(store, orders, &recorded.payment).await? {
+            Resolution::Attached(payment) => Recorded {
+                payment,
+                attached: true,
+            },
+            Resolution::Released(_) => note_or_find(store, request).await?,
         };
-    // The order cannot take a payment now; if it has one, that is the answer.
-    match store.get_by_order(request.order_id).await? {
-        Some(existing) => Ok(existing),
-        None => Err(refusal),
+    }
+    if recorded.attached {
+        existing(recorded.payment, request)
+    } else {
+        attach(store, orders, recorded.payment, request).await
     }
 }
 
-/// Why order-service refused to attach the payment, stated with the
-/// order's figures: it is settled, or costs another amount.
-async fn why_refused(orders: &order_client::Client, request: &PaymentRequest) -> PaymentError {
-    let order = match order_gateway::fetch_order(orders, request.order_id).await {
-        Ok(order) => order,
-        Err(error) => return error.into(),
-    };
-    if let Err(refusal) = payable(&order, request) {
-        return refusal;
+/// The order's payment, the answer to a create that names its terms.
+fn existing(payment: Payment, request: &PaymentRequest) -> Result<Payment, PaymentError> {
+    if same_terms(&payment, request) {
+        return Ok(payment);
     }
-    // Refused, yet payable now: the order changed in between; retrying may succeed.
-    PaymentError::OrderServiceUnavailable(format!(
-        "order-service refused the payment but order {} allows it now",
-        order.id
-    ))
+    Err(PaymentError::TermsDiffer {
+        order_id: payment.order_id,
+        payment_id: payment.id,
+        amount_differs: payment.amount != request.amount.get(),
+        amount: payment.amount,
+        provider: payment.provider,
+    })
+}
+
+/// Notes a new intent for the request's order, or finds the payment or
+/// intent the order has.
+async fn note_or_find(
+    store: &PaymentStore,
+    request: &PaymentRequest,
+) -> Result<Recorded, PaymentError> {
+    if let Some(noted) = store.insert_intent(Uuid::new_v4(), request).await? {
+        return Ok(noted);
+    }
+    store.get_by_order(request.order_id).await?.ok_or_else(|| {
+        PaymentError::OrderServiceUnavailable(format!(
+            "another payment for order {} was given up just now",
+            request.order_id
+        ))
+    })
+}
+
+fn same_terms(payment: &Payment, request: &PaymentRequest) -> bool {
+    payment.amount == request.amount.get() && payment.provider == request.provider.as_str()
+}
+
+/// Asks order-service to attach `intent` to its order; the intent becomes
+/// the payment if it does. A refusal is made final before it is answered:
+/// order-service releases the intent, so no attachment still on its way
+/// can take effect later.
+async fn attach(
+    store: &PaymentStore,
+    orders: &order_client::Client,
+    intent: Payment,
+    request: &PaymentRequest,
+) -> Result<Payment, PaymentError> {
+    let amount = NonZeroU64::new(intent.amount as u64)
+        .ok_or_else(|| DbError::UnexpectedValue("a payment amount below 1".into()))?;
+    match order_gateway::attach_payment(orders, intent.order_id, intent.id, amount).await {
+        Ok(_) => confirmed(store, &intent).await,
+        Err(GatewayError::Refused { .. } | GatewayError::OrderNotFound(_)) => {
+            match resolve(store, orders, &intent).await? {
+                Resolution::Attached(payment) => Ok(payment),
+                Resolution::Released(order) => why_refused(store, order, request).await,
+            }
+        }
+        Err(GatewayError::NoAnswer(reason)) => Err(PaymentError::OrderServiceNoAnswer {
+            order_id: intent.order_id,
+            reason,
+        }),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What became of an intent once order-service was asked to release it.
+pub enum Resolution {
+    /// order-service had attached it: it is the order's payment now.
+    Attached(Payment),
+    /// order-service will never attach it, and it is forgotten; the order
+    /// as order-service answered it, `None` if there is no such order.
+    Released(Option<Order>),
+}
+
+/// Settles what becomes of `intent`: order-service either holds it (it
+/// becomes the payment) or releases it for good (it is forgotten). Until
+/// order-service answers, the intent stays, for a later resolution.
+pub async fn resolve(
+    store: &PaymentStore,
+    orders: &order_client::Client,
+    intent: &Payment,
+) -> Result<Resolution, PaymentError> {
+    let order = match order_gateway::release_payment(orders, intent.order_id, intent.id).await {
+        Ok(order) => Some(order),
+        Err(GatewayError::OrderNotFound(_)) => None,
+        Err(GatewayError::NoAnswer(reason)) => {
+            return Err(PaymentError::OrderServiceNoAnswer {
+                order_id: intent.order_id,
+                reason,
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if order
+        .as_ref()
+        .is_some_and(|order| order.payment_id == Some(intent.id))
+    {
+        return confirmed(store, intent).await.map(Resolution::Attached);
+    }
+    store
+        .forget_intent(intent.id)
+        .await
+        .map_err(|reason| unrecorded(intent, reason))?;
+    Ok(Resolution::Released(order))
+}
+
+/// The intent, which order-service has attached, recorded as the payment.
+/// Until that succeeds the answer cannot say that nothing was made.
+async fn confirmed(store: &PaymentStore, intent: &Payment) -> Result<Payment, PaymentError> {
+    match store.confirm(intent.id).await {
+        Ok(Some(payment)) => Ok(payment),
+        Ok(None) => Err(DbError::UnexpectedValue(format!(
+            "payment {} vanished while being confirmed",
+            intent.id
+        ))
+        .into()),
+        Err(reason) => Err(unrecorded(intent, reason)),
+    }
+}
+
+fn unrecorded(intent: &Payment, reason: DbError) -> PaymentError {
+    PaymentError::Unrecorded {
+        order_id: intent.order_id,
+        payment_id: intent.id,
+        reason,
+    }
+}
+
+/// Why order-service refused the payment, stated with the order's figures
+/// (its intent released and forgotten): the order is gone, settled, or
+/// costs another amount. An order attached to a payment this service never
+/// noted was attached by an earlier version, which recorded payments only
+/// after attaching them: that payment is recorded now.
+async fn why_refused(
+    store: &PaymentStore,
+    order: Option<Order>,
+    request: &PaymentRequest,
+) -> Result<Payment, PaymentError> {
+    let Some(order) = order else {
+        return Err(PaymentError::OrderNotFound(request.order_id));
+    };
+    payable(&order, request)?;
+    let Some(attached) = order.payment_id else {
+        // Payable now: the order changed in between; retrying may succeed.
+        return Err(PaymentError::OrderServiceUnavailable(format!(
+            "order {} changed while its payment was being made",
+            order.id
+        )));
+    };
+    match store.insert_attached(attached, request).await? {
+        Some(payment) => Ok(payment),
+        None => Err(PaymentError::OrderServiceUnavailable(format!(
+            "another payment for order {} is being made",
+            order.id
+        ))),
+    }
 }
 
 /// Whether `order` can be paid by `request`: pending, for its exact total.
@@ -193,42 +392,6 @@ fn payable(order: &Order, request: &PaymentRequest) -> Result<(), PaymentError> 
         });
     }
     Ok(())
-}
-
-/// Another payment is under way for the order: the one recorded, or the one
-/// an interrupted create attached and never recorded, which is recorded now.
-async fn adopt(
-    store: &PaymentStore,
-    orders: &order_client::Client,
-    request: &PaymentRequest,
-) -> Result<Payment, PaymentError> {
-    if let Some(existing) = store.get_by_order(request.order_id).await? {
-        return Ok(existing);
-    }
-    let order = order_gateway::fetch_order(orders, request.order_id).await?;
-    let Some(attached) = order.payment_id else {
-        return Err(PaymentError::OrderServiceBadResponse(format!(
-            "order {} has a payment under way but names none",
-            order.id
-        )));
-    };
-    payable(&order, request)?;
-    insert(store, attached, request).await
-}
-
-async fn insert(
-    store: &PaymentStore,
-    id: Uuid,
-    request: &PaymentRequest,
-) -> Result<Payment, PaymentError> {
-    match store.insert(id, request).await? {
-        Some(payment) => Ok(payment),
-        // A concurrent create recorded the order's payment first.
-        None => store.get_by_order(request.order_id).await?.ok_or_else(|| {
-            DbError::UnexpectedValue(format!("order {}'s payment vanished", request.order_id))
-                .into()
-        }),
-    }
 }
 
 pub async fn get(store: &PaymentStore, id: Uuid) -> Result<Payment, PaymentError> {

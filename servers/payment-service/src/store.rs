@@ -23,22 +23,54 @@ macro_rules! columns {
 const GET: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id WHERE p.id = $1"
+    " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
+     WHERE p.id = $1 AND p.attached"
 );
 
+/// The order's payment, or the intent noted for it.
 const GET_BY_ORDER: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
+    ", p.attached FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
      WHERE p.order_id = $1"
 );
 
-const INSERT: &str = concat!(
-    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT DO NOTHING RETURNING *) \
+const INSERT_INTENT: &str = concat!(
+    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached) \
+     VALUES ($1, $2, $3, $4, false) ON CONFLICT DO NOTHING RETURNING *) \
+     SELECT ",
+    columns!(),
+    ", p.attached FROM p LEFT JOIN order_notifications n ON false"
+);
+
+/// Makes an intent a payment: order-service attached it.
+const CONFIRM: &str = concat!(
+    "WITH p AS (UPDATE payments SET attached = true WHERE id = $1 RETURNING *) \
      SELECT ",
     columns!(),
     " FROM p LEFT JOIN order_notifications n ON false"
+);
+
+/// Records payment $1 as attached for an order attached to it by an
+/// earlier version of this service, which recorded payments only after
+/// attaching them, unless the order has a payment.
+const INSERT_ATTACHED: &str = concat!(
+    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached) \
+     VALUES ($1, $2, $3, $4, true) ON CONFLICT DO NOTHING RETURNING *) \
+     SELECT ",
+    columns!(),
+    " FROM p LEFT JOIN order_notifications n ON false"
+);
+
+const FORGET_INTENT: &str = "DELETE FROM payments WHERE id = $1 AND NOT attached";
+
+/// Up to $2 intents noted more than $1 seconds ago, oldest first.
+const STALE_INTENTS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM payments p LEFT JOIN order_notifications n ON false \
+     WHERE NOT p.attached AND p.created_at < clock_timestamp() - $1 * interval '1 second' \
+     ORDER BY p.created_at LIMIT $2"
 );
 
 /// The settlement and its outcome's record in one statement: one round trip
@@ -49,7 +81,7 @@ const INSERT: &str = concat!(
 const SETTLE_PENDING: &str = concat!(
     "WITH p AS (UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
          paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
-         WHERE id = $1 AND status = 'pending' RETURNING *), \
+         WHERE id = $1 AND status = 'pending' AND attached RETURNING *), \
      n AS (INSERT INTO order_notifications \
          (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id, \
           attempts, locked_by, locked_until, next_attempt_at) \
@@ -67,7 +99,7 @@ const SETTLE_PENDING: &str = concat!(
 /// each outcome for order-service as a settlement does, in one statement.
 const EXPIRE_STALE: &str = "WITH p AS (UPDATE payments SET status = 'failed', \
          updated_at = clock_timestamp() \
-         WHERE id = ANY(ARRAY(SELECT id FROM payments WHERE status = 'pending' \
+         WHERE id = ANY(ARRAY(SELECT id FROM payments WHERE status = 'pending' AND attached \
              AND created_at < now() - $1 * interval '1 second' \
              ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
          AND status = 'pending' RETURNING *), \
@@ -92,30 +124,92 @@ impl PaymentStore {
         self.db.read_opt(GET, &[&id], payment_from_row).await
     }
 
-    pub async fn get_by_order(&self, order_id: Uuid) -> Result<Option<Payment>, DbError> {
+    /// The order's payment or intent.
+    pub async fn get_by_order(&self, order_id: Uuid) -> Result<Option<Recorded>, DbError> {
         self.db
-            .read_opt(GET_BY_ORDER, &[&order_id], payment_from_row)
+            .read_opt(GET_BY_ORDER, &[&order_id], recorded_from_row)
             .await
     }
 
-    /// Inserts pending payment `id` unless the order already has a payment
-    /// (or this one is recorded); `None` then. One statement, so racing
-    /// creates cannot both insert.
-    pub async fn insert(
+    /// Notes payment `id` for the request's order as an intent, not yet
+    /// attached, unless the order has a payment or intent; `None` then.
+    /// One statement, so racing creates cannot both note one.
+    pub async fn insert_intent(
+        &self,
+        id: Uuid,
+        request: &PaymentRequest,
+    ) -> Result<Option<Recorded>, DbError> {
+        self.db
+            .query_opt(
+                INSERT_INTENT,
+                &[
+                    &id,
+                    &request.order_id,
+                    &request.amount.get(),
+                    &request.provider.as_str(),
+                ],
+                recorded_from_row,
+            )
+            .await
+    }
+
+    /// Records payment `id`, which an earlier version attached to the
+    /// request's order without noting it first; `None` if the order has a
+    /// payment or intent.
+    pub async fn insert_attached(
         &self,
         id: Uuid,
         request: &PaymentRequest,
     ) -> Result<Option<Payment>, DbError> {
-        self.query_opt(
-            INSERT,
-            &[
-                &id,
-                &request.order_id,
-                &request.amount.get(),
-                &request.provider.as_str(),
-            ],
-        )
-        .await
+        self.db
+            .query_opt(
+                INSERT_ATTACHED,
+                &[
+                    &id,
+                    &request.order_id,
+                    &request.amount.get(),
+                    &request.provider.as_str(),
+                ],
+                payment_from_row,
+            )
+            .await
+    }
+
+    /// Makes intent `id` a payment (it is attached); `None` if it is gone.
+    pub async fn confirm(&self, id: Uuid) -> Result<Option<Payment>, DbError> {
+        self.db.query_opt(CONFIRM, &[&id], payment_from_row).await
+    }
+
+    /// Deletes intent `id`, which order-service has released.
+    pub async fn forget_intent(&self, id: Uuid) -> Result<(), DbError> {
+        self.db.execute(FORGET_INTENT, &[&id]).await.map(drop)
+    }
+
+    /// Which of `ids` this service holds, and whether each is attached (a
+    /// payment) or not yet (an intent).
+    pub async fn held(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, bool)>, DbError> {
+        self.db
+            .query(
+                "SELECT id, attached FROM payments WHERE id = ANY($1)",
+                &[&ids],
+                |row| Ok((row.try_get("id")?, row.try_get("attached")?)),
+            )
+            .await
+    }
+
+    /// Up to `limit` intents noted longer than `after` ago, oldest first.
+    pub async fn stale_intents(
+        &self,
+        after: Duration,
+        limit: i64,
+    ) -> Result<Vec<Payment>, DbError> {
+        self.db
+            .query(
+                STALE_INTENTS,
+                &[&after.as_secs_f64(), &limit],
+                payment_from_row,
+            )
+            .await
     }
 
     /// Settles a pending payment and records its outcome for order-service,
@@ -182,14 +276,21 @@ impl PaymentStore {
             })
             .await
     }
+}
 
-    async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<Payment>, DbError> {
-        self.db.query_opt(sql, params, payment_from_row).await
-    }
+/// A payment as payment-service holds it: attached to its order, or an
+/// intent order-service has not confirmed yet.
+#[derive(Debug)]
+pub struct Recorded {
+    pub payment: Payment,
+    pub attached: bool,
+}
+
+fn recorded_from_row(row: &Row) -> Result<Recorded, DbError> {
+    Ok(Recorded {
+        payment: payment_from_row(row)?,
+        attached: row.try_get("attached")?,
+    })
 }
 
 fn payment_from_row(row: &Row) -> Result<Payment, DbError> {

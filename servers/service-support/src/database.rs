@@ -1,11 +1,22 @@
-//! PostgreSQL access with a deadline on everything.
+//! PostgreSQL access with a deadline on everything, and answers that tell
+//! the truth when it passes.
 //!
 //! A pool's own timeouts do not bound a query on a connection that is
 //! already checked out (measured: with PostgreSQL stopped by SIGSTOP,
 //! queries hung until the caller gave up). So each unit of database work
-//! runs under [`Database::within_deadline`], which bounds the pool wait and
-//! the queries together, and a missed deadline is reported as
-//! [`DbError::Unavailable`] for the service to answer 503.
+//! runs under the deadline, pool wait and queries together.
+//!
+//! Dropping a query's future does not stop the query: PostgreSQL goes on
+//! with it, and commits it when the lock it waited for is released
+//! (measured: three `POST /orders` answered 503, 503, 200 created three
+//! orders). So when work on a connection of its own misses four fifths of
+//! the deadline, PostgreSQL is asked to cancel it, and the work gets the
+//! last fifth to end: its own answer then says what happened (cancelled:
+//! nothing was done, [`DbError::Unavailable`]). If none comes, the work
+//! may still commit and the answer is [`DbError::OutcomeUnknown`]. Either
+//! way that connection is closed, never handed to another request, and
+//! every session has PostgreSQL's own `statement_timeout` set to the
+//! deadline in case the cancel request never arrives.
 //!
 //! Every statement is prepared once per connection and reused
 //! (`prepare_cached`), so a request costs one round trip per statement
@@ -27,7 +38,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -147,9 +158,16 @@ pub enum DbError {
     /// The database could not be reached in time, the connection broke, or
     /// it refused the work for load or timing (too many connections, a
     /// statement cancelled, a serialization failure or deadlock, a lock not
-    /// granted in time, a shutdown): retrying later may succeed.
+    /// granted in time, a shutdown): nothing was done, and retrying later
+    /// may succeed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Work that may write was sent, and neither its answer nor
+    /// PostgreSQL's confirmation that it was cancelled arrived in time (or
+    /// the connection broke while it ran): it may or may not have taken
+    /// effect. A refusal must not claim that nothing was done.
+    #[error("database outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The database answered with an error: a bug or a schema mismatch.
     #[error("database error: {0}")]
     Query(#[source] tokio_postgres::Error),
@@ -207,6 +225,10 @@ pub struct Database {
     readers: Option<Arc<SharedReaders>>,
     deadline: Duration,
 }
+
+/// How long a cancel request may take to reach PostgreSQL. It is sent in
+/// the background: the answer to the request does not wait for it.
+const CANCEL_BOUND: Duration = Duration::from_secs(5);
 
 /// Connections for reads, each shared by every read that lands on it: one
 /// in eight of the pool, rounded up, so writes keep most of it. Opened by
@@ -277,9 +299,17 @@ impl Database {
 
     fn with_config(
         settings: &DatabaseSettings,
-        config: tokio_postgres::Config,
+        mut config: tokio_postgres::Config,
     ) -> anyhow::Result<Database> {
         let deadline = settings.timeout();
+        // PostgreSQL itself ends a statement that outlives a request's
+        // deadline, should the cancel request sent at the deadline be lost.
+        let options = format!(
+            "{} -c statement_timeout={}",
+            config.get_options().unwrap_or_default(),
+            deadline.as_millis()
+        );
+        config.options(options.trim_start());
         let for_reads = match settings.pool_size {
             0 | 1 => 0,
             size => size.div_ceil(8),
@@ -313,16 +343,11 @@ impl Database {
 
     /// Readiness: the database answers a query within the deadline.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.within_deadline(async {
-            self.client().await?.simple_query("SELECT 1").await?;
+        self.on_own(async |client| {
+            client.simple_query("SELECT 1").await?;
             Ok(())
         })
         .await
-    }
-
-    /// A pooled connection, for work that needs more than one statement.
-    pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
-        Ok(self.pool.get().await?)
     }
 
     /// The slot a read goes to, and its connection, shared with other
@@ -360,7 +385,7 @@ impl Database {
         work: impl AsyncFnOnce(&ClientWrapper) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let Some(readers) = &self.readers else {
-            return self.on_own(work).await;
+            return self.on_own(async |client| work(client).await).await;
         };
         let mut used = None;
         let result = self
@@ -402,13 +427,56 @@ impl Database {
             .await
     }
 
-    /// Runs `work` under the deadline on a connection of its own.
-    async fn on_own<T>(
+    /// Runs `work` under the deadline on a connection of its own, for work
+    /// that needs more than one statement (a transaction). See the module's
+    /// comment for what a missed deadline answers.
+    pub async fn on_own<T>(
         &self,
-        work: impl AsyncFnOnce(&ClientWrapper) -> Result<T, DbError>,
+        work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        self.within_deadline(async { work(&*self.client().await?).await })
-            .await
+        let started = Instant::now();
+        // Until a connection is had nothing was sent: a miss is Unavailable.
+        let mut client = self
+            .within_deadline(async { Ok(self.pool.get().await?) })
+            .await?;
+        let cancel = client.cancel_token();
+        let to_cancel = (self.deadline * 4 / 5).saturating_sub(started.elapsed());
+        let (in_time, late) = {
+            let mut running = std::pin::pin!(work(&mut client));
+            match tokio::time::timeout(to_cancel, &mut running).await {
+                Ok(result) => (Some(result), None),
+                Err(_) => {
+                    tokio::spawn(async move {
+                        let _ =
+                            tokio::time::timeout(CANCEL_BOUND, cancel.cancel_query(NoTls)).await;
+                    });
+                    let grace = self.deadline.saturating_sub(started.elapsed());
+                    (None, Some(tokio::time::timeout(grace, running).await))
+                }
+            }
+        };
+        match (in_time, late) {
+            // The connection broke under the work: what was sent may have
+            // committed before it did.
+            (Some(Err(DbError::Unavailable(reason))), _) if client.is_closed() => {
+                Err(DbError::OutcomeUnknown(reason))
+            }
+            (Some(result), _) => result,
+            (None, late) => {
+                // A cancel request may still arrive on this connection and
+                // stop whatever it runs next: no other request gets it.
+                drop(deadpool_postgres::Object::take(client));
+                match late {
+                    // Cancelled, or finished after all: its own answer is
+                    // the truth.
+                    Some(Ok(result)) => result,
+                    _ => Err(DbError::OutcomeUnknown(format!(
+                        "no answer within {} ms, and no confirmation that the work was cancelled",
+                        self.deadline.as_millis()
+                    ))),
+                }
+            }
+        }
     }
 
     /// Runs one statement under the deadline on a connection of its own and
@@ -465,8 +533,9 @@ impl Database {
         .await
     }
 
-    /// Runs `work` (pool wait and queries) under the deadline.
-    pub async fn within_deadline<T>(
+    /// Runs `work` under the deadline; a miss is [`DbError::Unavailable`],
+    /// so only for work that sends nothing that could commit.
+    async fn within_deadline<T>(
         &self,
         work: impl Future<Output = Result<T, DbError>>,
     ) -> Result<T, DbError> {

@@ -181,10 +181,7 @@ impl IdempotencyKeys {
         body: &impl Serialize,
     ) -> Result<bool, DbError> {
         self.db
-            .within_deadline(async {
-                let client = self.db.client().await?;
-                record_with(&client, attempt, status, body).await
-            })
+            .on_own(async |client| record_with(&*client, attempt, status, body).await)
             .await
     }
 
