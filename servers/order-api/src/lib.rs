@@ -39,8 +39,11 @@ pub trait OrderApi {
     /// `TOTAL_AMOUNT_OVERFLOW`. Answers 200 (not 201), as the original system did.
     ///
     /// Send an `Idempotency-Key` to make the create safe to retry after a
-    /// timeout or a lost connection: one order per key, and every retry
-    /// answered with it.
+    /// timeout, a lost connection or `OUTCOME_UNKNOWN` (503: the database did
+    /// not confirm in time whether the order was made): one order per key,
+    /// and every retry answered with it. Without a key, such a retry may make
+    /// a second order; list the orders to see. A `SERVICE_UNAVAILABLE` (503)
+    /// means that nothing was made.
     #[endpoint { method = POST, path = "/orders", tags = ["orders"] }]
     async fn create_order(
         rqctx: RequestContext<Self::Context>,
