@@ -1,6 +1,7 @@
 //! Telling order-service a payment's outcome: signed per the contract,
 //! retried on failure (401 included) with the same message id, no sooner than
-//! `Retry-After` asks, never retried on refusal,
+//! `Retry-After` asks (at most an hour), never retried on order-service's
+//! refusal and always on any other answer,
 //! kept as a dead letter when the retry window ends, taken over from an
 //! instance that died holding it.
 
@@ -201,6 +202,83 @@ async fn a_retry_waits_as_long_as_retry_after_asks() {
         "delivered after {waited:?}"
     );
     assert_eq!(mocked.sent("POST", CALLBACK).await.len(), 2);
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_calendar_is_capped_and_the_attempt_recorded() {
+    // The window (an hour here) is shorter than the capped wait (an hour
+    // from now): each of these attempts ends the record as a dead letter
+    // with its reason, where the date arithmetic used to panic and leave
+    // the outcome to be claimed and to panic again, for ever.
+    for asked in ["18446744073709551615", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        let mocked = Mocked::start(|_| {}).await;
+        let (_, payment) = pending_payment(&mocked).await;
+        Mock::given(method("POST"))
+            .and(path(CALLBACK))
+            .respond_with(
+                order_service_answers(503, error_envelope(503, "SERVICE_UNAVAILABLE"))
+                    .insert_header("retry-after", asked),
+            )
+            .mount(&mocked.order_service)
+            .await;
+
+        settle(&mocked, payment, "success").await;
+        mocked.wait_for_notification(payment, "dead_letter").await;
+        let (attempts, reason): (i32, String) = {
+            let row = mocked
+                .payments
+                .database()
+                .await
+                .query_one("SELECT attempts, last_error FROM order_notifications", &[])
+                .await
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        assert_eq!(attempts, 1, "{asked}");
+        assert!(reason.contains("503"), "{asked}: {reason}");
+        mocked.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_order_services_refusal_is_retried_and_named() {
+    let mocked = Mocked::start(|_| {}).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    // What the shipped front proxy answers for /internal/: an envelope, but
+    // no refusal of the outcome.
+    Mock::given(method("POST"))
+        .and(path(CALLBACK))
+        .respond_with(order_service_answers(404, error_envelope(404, "NOT_FOUND")))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&mocked.order_service)
+        .await;
+    order_service_takes_the_outcome(&mocked, order).await;
+
+    settle(&mocked, payment, "success").await;
+    mocked.wait_for_notification(payment, "delivered").await;
+
+    assert_eq!(mocked.sent("POST", CALLBACK).await.len(), 3);
+    let metrics = mocked
+        .payments
+        .http
+        .get(mocked.payments.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("callback_unexpected_answers_total 2"),
+        "{metrics}"
+    );
+    let logs = mocked.payments.logs();
+    assert!(
+        logs.contains("is ORDER_SERVICE_URL order-service itself"),
+        "the log names the likely cause"
+    );
     mocked.cleanup().await;
 }
 

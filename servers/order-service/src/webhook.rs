@@ -32,6 +32,7 @@ impl CallbackVerifier {
     /// Checks the `webhook-*` headers against the exact body bytes received.
     /// The error says what to fix, for the 401's message.
     pub fn verify(&self, body: &[u8], headers: &HeaderMap) -> Result<(), String> {
+        timely(headers)?;
         let mut first_error = None;
         for webhook in &self.webhooks {
             match webhook.verify(body, headers) {
@@ -42,6 +43,28 @@ impl CallbackVerifier {
             }
         }
         Err(explain(first_error.expect("at least one secret")))
+    }
+}
+
+/// How far from this server's clock a signature's timestamp may be, as
+/// Standard Webhooks says.
+const TOLERANCE_SECS: u64 = 5 * 60;
+
+/// Refuses a `webhook-timestamp` further than the tolerance from now before
+/// the library's own check sees it: that check subtracts without checking,
+/// so `i64::MIN` wrapped around to a signature that never expires. A
+/// missing or unreadable timestamp is left to the library to report.
+fn timely(headers: &HeaderMap) -> Result<(), String> {
+    let Some(timestamp) = headers
+        .get("webhook-timestamp")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i64>().ok())
+    else {
+        return Ok(());
+    };
+    match chrono::Utc::now().timestamp().checked_sub(timestamp) {
+        Some(age) if age.unsigned_abs() <= TOLERANCE_SECS => Ok(()),
+        _ => Err(explain(WebhookError::TimestampTooOldError)),
     }
 }
 
@@ -92,7 +115,10 @@ mod tests {
     const PREVIOUS: &str = "whsec_dGhpcyBpcyB0aGUgcHJldmlvdXMgc2VjcmV0IQ==";
 
     fn signed(secret: &str, body: &[u8]) -> HeaderMap {
-        let timestamp = chrono::Utc::now().timestamp();
+        signed_at(secret, body, chrono::Utc::now().timestamp())
+    }
+
+    fn signed_at(secret: &str, body: &[u8], timestamp: i64) -> HeaderMap {
         let signature = Webhook::new(secret)
             .unwrap()
             .sign("msg_1", timestamp, body)
@@ -114,6 +140,34 @@ mod tests {
         let garbage = CallbackVerifier::new(["whsec_not base64!"]).err().unwrap();
         assert!(format!("{garbage:#}").contains("base64"), "{garbage:#}");
         assert!(CallbackVerifier::new([]).is_err());
+    }
+
+    #[test]
+    fn a_signature_at_any_time_outside_five_minutes_of_now_is_refused() {
+        let verifier = CallbackVerifier::new([CURRENT]).unwrap();
+        let body = br#"{"amount":1}"#;
+        let now = chrono::Utc::now().timestamp();
+        for timestamp in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            now - 301,
+            now + 301,
+            i64::MAX,
+        ] {
+            let error = verifier
+                .verify(body, &signed_at(CURRENT, body, timestamp))
+                .unwrap_err();
+            assert!(
+                error.contains("more than 5 minutes"),
+                "{timestamp}: {error}"
+            );
+        }
+        assert_eq!(
+            verifier.verify(body, &signed_at(CURRENT, body, now - 299)),
+            Ok(())
+        );
     }
 
     #[test]

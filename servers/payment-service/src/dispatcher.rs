@@ -23,9 +23,13 @@
 //! own, a NOTIFY writes nothing to disk; a burst of outcomes shares one.
 //!
 //! Failed deliveries are retried with full-jitter exponential backoff, or
-//! after the `Retry-After` order-service asked for if that is longer, until
-//! the retry window ends; a refusal by order-service (a 4xx other than 401,
-//! 408 and 429) is final.
+//! after the `Retry-After` order-service asked for if that is longer (at
+//! most an hour), until the retry window ends. Only order-service's own
+//! refusal of the outcome is final: its envelope with one of the codes it
+//! refuses outcomes with. Any other answer (a proxy's 404 page, another
+//! service behind a wrong `ORDER_SERVICE_URL`) is retried, counted and
+//! logged with its likely cause. Every attempt ends recorded, even one
+//! whose task panicked.
 
 use crate::config::DeliverySettings;
 use crate::outbox::{Attempt, Claimant, Claimed, Outbox, WAKE_CHANNEL};
@@ -46,6 +50,19 @@ use tokio_postgres::AsyncMessage;
 const BATCH: usize = 32;
 /// How many deliveries one instance has under way at most.
 const IN_FLIGHT: usize = 128;
+/// How many settled outcomes may wait to be handed to this instance's
+/// dispatcher; past that a settlement leaves its outcome to be claimed once
+/// its lease ends (see [`Wakeup::deliver`]).
+const HAND_OVER: usize = 1024;
+/// The longest wait a `Retry-After` can ask for.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+/// The codes with which order-service refuses an outcome for good.
+const REFUSALS: [&str; 4] = [
+    "ORDER_NOT_FOUND",
+    "ORDER_ALREADY_SETTLED",
+    "ORDER_PAYMENT_IN_PROGRESS",
+    "AMOUNT_MISMATCH",
+];
 
 pub struct Dispatcher {
     pub outbox: Outbox,
@@ -67,6 +84,8 @@ pub struct DeliveryMetrics {
     failed: Counter,
     rejected: Counter,
     dead_letters: Counter,
+    unexpected: Counter,
+    handover_full: Counter,
     /// Set at scrape time.
     pub backlog: Gauge,
     /// Outcomes order-service refused or never acknowledged; set at scrape time.
@@ -101,6 +120,16 @@ impl DeliveryMetrics {
             self.dead_letters.clone(),
         );
         metrics.register(
+            "callback_unexpected_answers",
+            "Attempts answered by something other than order-service (a proxy, a wrong ORDER_SERVICE_URL); retried",
+            self.unexpected.clone(),
+        );
+        metrics.register(
+            "callback_handover_full",
+            "Settled outcomes left to be claimed after their lease because the hand-over to the dispatcher was full",
+            self.handover_full.clone(),
+        );
+        metrics.register(
             "callback_backlog",
             "Outcomes waiting for delivery",
             self.backlog.clone(),
@@ -128,8 +157,9 @@ pub struct Wakeup {
     /// The announcer, which NOTIFYs every instance's.
     everyone: Arc<Notify>,
     /// Outcomes recorded already claimed for this instance's dispatcher.
-    handed: mpsc::UnboundedSender<Claimed>,
+    handed: mpsc::Sender<Claimed>,
     claimant: Claimant,
+    metrics: DeliveryMetrics,
 }
 
 impl Wakeup {
@@ -146,9 +176,13 @@ impl Wakeup {
 
     /// Call after the commit that recorded an outcome claimed by
     /// [`Wakeup::claimant`]: this instance's dispatcher delivers it. Should
-    /// the dispatcher have stopped, the lease ends and it is claimed anew.
+    /// the dispatcher have stopped, or have [`HAND_OVER`] outcomes waiting
+    /// already, the lease ends and it is claimed anew: never lost, only
+    /// later, and the settlement does not wait.
     pub fn deliver(&self, claimed: Claimed) {
-        let _ = self.handed.send(claimed);
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.handed.try_send(claimed) {
+            self.metrics.handover_full.inc();
+        }
     }
 }
 
@@ -179,12 +213,13 @@ impl DispatcherHandle {
 impl Dispatcher {
     pub fn spawn(self, listen_config: tokio_postgres::Config) -> DispatcherHandle {
         let (stop, stopped) = watch::channel(false);
-        let (handed, handed_over) = mpsc::unbounded_channel();
+        let (handed, handed_over) = mpsc::channel(HAND_OVER);
         let wakeup = Wakeup {
             local: Arc::new(Notify::new()),
             everyone: Arc::new(Notify::new()),
             handed,
             claimant: self.claimant.clone(),
+            metrics: self.metrics.clone(),
         };
         let listener = tokio::spawn(listen(
             listen_config,
@@ -217,7 +252,7 @@ impl Dispatcher {
     async fn run(
         self: Arc<Self>,
         wake: Arc<Notify>,
-        mut handed_over: mpsc::UnboundedReceiver<Claimed>,
+        mut handed_over: mpsc::Receiver<Claimed>,
         mut stopped: watch::Receiver<bool>,
     ) {
         self.running.store(true, Ordering::SeqCst);
@@ -278,7 +313,28 @@ impl Dispatcher {
         deliveries.spawn(async move { dispatcher.deliver(claimed).await });
     }
 
-    async fn deliver(&self, claimed: Claimed) {
+    /// Sends the outcome once and records how it went. The sending runs as
+    /// a task of its own, so that even a panic in it ends in a recorded
+    /// attempt, retried on the schedule like any failure.
+    async fn deliver(self: Arc<Self>, claimed: Claimed) {
+        self.metrics.attempts.inc();
+        let sending = tokio::spawn({
+            let dispatcher = self.clone();
+            let claimed = claimed.clone();
+            async move { dispatcher.send(&claimed).await }
+        });
+        let attempt = match sending.await {
+            Ok(attempt) => attempt,
+            Err(failure) => Attempt::Failed {
+                delay: self.backoff(claimed.attempts),
+                error: format!("the delivery failed inside payment-service: {failure}"),
+            },
+        };
+        self.record(&claimed, attempt).await;
+    }
+
+    /// Sends the outcome to order-service; what came of it.
+    async fn send(&self, claimed: &Claimed) -> Attempt {
         let body = PaymentCallback {
             order_id: claimed.order_id,
             payment_id: claimed.payment_id,
@@ -293,10 +349,12 @@ impl Dispatcher {
         // settled the payment.
         let request_id = claimed.request_id.as_deref().unwrap_or(&claimed.webhook_id);
         let client = self.client.with_request_id(request_id);
-        self.metrics.attempts.inc();
-        let attempt = match client.payment_callback(&claimed.webhook_id, &body).await {
+        match client.payment_callback(&claimed.webhook_id, &body).await {
             Ok(_) => Attempt::Delivered,
-            Err(order_client::Error::ErrorResponse(response)) if is_refusal(response.status()) => {
+            Err(order_client::Error::ErrorResponse(response))
+                if response.status().is_client_error()
+                    && REFUSALS.contains(&response.data.error_code.as_str()) =>
+            {
                 Attempt::Rejected(format!(
                     "{} {}: {}",
                     response.status().as_u16(),
@@ -306,18 +364,27 @@ impl Dispatcher {
             }
             Err(error) => {
                 let backoff = self.backoff(claimed.attempts);
-                Attempt::Failed {
-                    delay: retry_after(&error).map_or(backoff, |asked| asked.max(backoff)),
-                    error: error.to_string(),
-                }
+                let delay = retry_after(&error).map_or(backoff, |asked| asked.max(backoff));
+                let error = match unexpected(&error) {
+                    Some(cause) => {
+                        self.metrics.unexpected.inc();
+                        format!("{error}; {cause}")
+                    }
+                    None => error.to_string(),
+                };
+                Attempt::Failed { delay, error }
             }
-        };
+        }
+    }
+
+    /// Records the attempt, releasing the claim, and logs it.
+    async fn record(&self, claimed: &Claimed, attempt: Attempt) {
         let log = self.log.new(slog::o!(
             "payment_id" => claimed.payment_id.to_string(),
             "webhook_id" => claimed.webhook_id.clone(),
             "attempt" => claimed.attempts,
         ));
-        match self.outbox.record(&claimed, &attempt).await {
+        match self.outbox.record(claimed, &attempt).await {
             Ok(state) => match (&attempt, state) {
                 (Attempt::Delivered, _) => {
                     self.metrics.delivered.inc();
@@ -354,22 +421,36 @@ impl Dispatcher {
     }
 }
 
-/// Whether order-service refused the outcome for good: a 4xx other than
-/// 408 and 429 (try later) and 401 (a secret being rotated or misconfigured
-/// is fixed by operators; the outcome must not be lost meanwhile).
-fn is_refusal(status: reqwest::StatusCode) -> bool {
+/// The likely cause of an answer that is neither order-service's acceptance
+/// nor its refusal of the outcome, nor a failure worth retrying in itself
+/// (a 5xx, a timeout, 408 or 429); `None` for those.
+fn unexpected<E>(error: &order_client::Error<E>) -> Option<&'static str> {
     use reqwest::StatusCode;
-    status.is_client_error()
-        && ![
-            StatusCode::UNAUTHORIZED,
-            StatusCode::REQUEST_TIMEOUT,
-            StatusCode::TOO_MANY_REQUESTS,
-        ]
-        .contains(&status)
+    let status = match error {
+        order_client::Error::ErrorResponse(response) => response.status(),
+        order_client::Error::UnexpectedResponse(response) => response.status(),
+        order_client::Error::InvalidResponsePayload(..) => {
+            return Some(
+                "the answer is not order-service's: is ORDER_SERVICE_URL order-service's address?",
+            );
+        }
+        _ => return None,
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => Some(
+            "order-service refused the signature: the two services' PAYMENT_CALLBACK_SECRETs differ",
+        ),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => None,
+        status if status.is_client_error() => Some(
+            "not order-service's refusal of the outcome: is ORDER_SERVICE_URL order-service itself, \
+             not a proxy that keeps /internal/ from it?",
+        ),
+        _ => None,
+    }
 }
 
 /// The wait a failed answer asked for with `Retry-After` (RFC 9110: seconds,
-/// or an HTTP date).
+/// or an HTTP date), at most [`RETRY_AFTER_CAP`] whatever the header says.
 fn retry_after<E>(error: &order_client::Error<E>) -> Option<Duration> {
     let headers = match error {
         order_client::Error::ErrorResponse(response) => response.headers(),
@@ -381,13 +462,17 @@ fn retry_after<E>(error: &order_client::Error<E>) -> Option<Duration> {
         .to_str()
         .ok()?
         .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    let asked = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            when.with_timezone(&chrono::Utc)
+                .signed_duration_since(chrono::Utc::now())
+                .to_std()
+                .ok()?
+        }
+    };
+    Some(asked.min(RETRY_AFTER_CAP))
 }
 
 /// Clears the running flag when the delivery loop ends, however it ends.

@@ -141,11 +141,13 @@ impl Outbox {
             Attempt::Delivered => ("delivered", None, 0.0),
             Attempt::Rejected(reason) => ("rejected", Some(reason.as_str()), 0.0),
             Attempt::Failed { error, delay } => {
-                let next = Utc::now() + *delay;
-                let state = if next > claimed.give_up_at {
-                    "dead_letter"
-                } else {
-                    "pending"
+                let next = chrono::TimeDelta::from_std(*delay)
+                    .ok()
+                    .and_then(|delay| Utc::now().checked_add_signed(delay));
+                // A delay past what the calendar holds is past any window.
+                let state = match next {
+                    Some(next) if next <= claimed.give_up_at => "pending",
+                    _ => "dead_letter",
                 };
                 (state, Some(error.as_str()), delay.as_millis() as f64)
             }

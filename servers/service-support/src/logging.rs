@@ -6,6 +6,7 @@
 use anyhow::{Context, bail};
 use slog::Drain;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,16 +17,30 @@ const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 /// Bytes of lines that wake the writer before its interval ends.
 const EARLY_WRITE_BYTES: usize = 64 * 1024;
 
-/// Bytes of lines that may wait for the writer; past that, logging waits
-/// for room (lines are never dropped).
+/// Bytes of lines that may wait for the writer. Past that (stderr has
+/// stalled: a full pipe, a stopped reader), new lines are dropped and
+/// counted rather than make the threads that log wait, the service's async
+/// workers among them: a stalled stderr must not stall requests.
 const MOST_WAITING_BYTES: usize = 4 * 1024 * 1024;
+
+/// Lines dropped since the process started because stderr did not keep up.
+static DROPPED_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// How many log lines were dropped because stderr did not keep up, since
+/// the process started (for the `log_lines_dropped` metric).
+pub fn dropped_lines() -> u64 {
+    DROPPED_LINES.load(Ordering::Relaxed)
+}
 
 /// The service's root logger: JSON lines on stderr at `level`. The thread
 /// that logs formats its line into a buffer, and a thread of their own
 /// writes out all the lines gathered every 20 ms in one call (measured:
 /// a write and a thread wake-up per line were a large part of a request's
-/// cost). Lines below `level` are dropped before formatting. Keep the guard
-/// until the process ends: dropping it writes out the lines still waiting.
+/// cost). Lines below `level` are dropped before formatting, and lines
+/// beyond 4 MiB waiting for a stalled stderr are dropped and counted; the
+/// writer reports how many in a line of its own once it writes again. Keep
+/// the guard until the process ends: dropping it writes out the lines
+/// still waiting.
 pub fn logger(name: &str, level: &str) -> anyhow::Result<(slog::Logger, LogGuard)> {
     batched_logger(name, level, std::io::stderr())
 }
@@ -49,7 +64,8 @@ fn batched_logger<W: Write + Send + 'static>(
         .name(format!("{name}-log"))
         .spawn({
             let waiting = waiting.clone();
-            move || waiting.write_out(out)
+            let name = name.to_string();
+            move || waiting.write_out(&name, out)
         })
         .context("cannot start the log writer thread")?;
     Ok((
@@ -90,6 +106,8 @@ struct WaitingLines {
 struct Waiting {
     bytes: Vec<u8>,
     finished: bool,
+    /// Lines dropped since the writer last reported them.
+    dropped: u64,
 }
 
 impl WaitingLines {
@@ -97,14 +115,13 @@ impl WaitingLines {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a whole line, waiting while the buffer is full.
+    /// Adds a whole line, or drops and counts it while the buffer is full.
     fn push(&self, line: &[u8]) {
         let mut waiting = self.lock();
-        while waiting.bytes.len() >= MOST_WAITING_BYTES && !waiting.finished {
-            waiting = self
-                .changed
-                .wait(waiting)
-                .unwrap_or_else(PoisonError::into_inner);
+        if waiting.bytes.len() >= MOST_WAITING_BYTES {
+            waiting.dropped += 1;
+            DROPPED_LINES.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         let before = waiting.bytes.len();
         waiting.bytes.extend_from_slice(line);
@@ -118,10 +135,10 @@ impl WaitingLines {
     /// The writer thread: once a line waits, lets more gather for the
     /// interval (less when many have), writes them all out, and sleeps
     /// again until the next line; until logging ends.
-    fn write_out(&self, mut out: impl Write) {
+    fn write_out(&self, name: &str, mut out: impl Write) {
         let mut batch = Vec::new();
         loop {
-            let finished = {
+            let (finished, dropped) = {
                 let mut waiting = self.lock();
                 while waiting.bytes.is_empty() && !waiting.finished {
                     waiting = self
@@ -137,10 +154,11 @@ impl WaitingLines {
                         .0;
                 }
                 std::mem::swap(&mut batch, &mut waiting.bytes);
-                waiting.finished
+                (waiting.finished, std::mem::take(&mut waiting.dropped))
             };
-            // Room for loggers waiting on a full buffer.
-            self.changed.notify_all();
+            if dropped > 0 {
+                batch.extend_from_slice(&dropped_report(name, dropped));
+            }
             // Nowhere to report a failed write to stderr; the lines are lost.
             let _ = out.write_all(&batch);
             batch.clear();
@@ -149,6 +167,24 @@ impl WaitingLines {
             }
         }
     }
+}
+
+/// The line saying that `dropped` lines were lost, in the same bunyan
+/// format as the others.
+fn dropped_report(name: &str, dropped: u64) -> Vec<u8> {
+    let line = serde_json::json!({
+        "v": 0,
+        "name": name,
+        "level": 40,
+        "msg": "log lines dropped: stderr did not keep up",
+        "dropped_lines": dropped,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "pid": std::process::id(),
+        "hostname": std::env::var("HOSTNAME").unwrap_or_default(),
+    });
+    let mut bytes = line.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
 }
 
 /// slog-json's writer: gathers a line's pieces, and hands the whole line
@@ -227,9 +263,8 @@ mod tests {
     #[test]
     fn every_line_is_written_whole_in_order_and_many_per_write() {
         let writes = Writes::default();
-        // More than the buffer holds, from several threads, so loggers also
-        // wait for room.
-        let (threads, per_thread) = (4, 12_000);
+        // From several threads at once.
+        let (threads, per_thread) = (4, 4_000);
         {
             let (log, _guard) = batched_logger("test-service", "info", writes.clone()).unwrap();
             std::thread::scope(|scope| {
@@ -276,5 +311,50 @@ mod tests {
             "{} writes for {lines} lines: not batched",
             writes.len()
         );
+    }
+
+    /// A writer stalled until `release` is dropped, as stderr is when
+    /// nobody reads the pipe.
+    struct Stalled(std::sync::mpsc::Receiver<()>, Writes);
+
+    impl Write for Stalled {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.recv();
+            self.1.write(bytes)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_drops_and_counts_lines_and_never_holds_up_the_logger() {
+        let writes = Writes::default();
+        let (release, stalled) = std::sync::mpsc::channel::<()>();
+        let dropped_before = dropped_lines();
+        let (log, guard) =
+            batched_logger("test-service", "info", Stalled(stalled, writes.clone())).unwrap();
+        // Ten times what the buffer holds, while nothing is written out.
+        let started = std::time::Instant::now();
+        for n in 0..300_000 {
+            slog::info!(log, "request completed"; "n" => n);
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(20), "logging waited: {took:?}");
+        let dropped = dropped_lines() - dropped_before;
+        assert!(dropped > 200_000, "only {dropped} lines dropped");
+
+        drop(release);
+        drop(guard);
+        let written: Vec<u8> = writes.0.lock().unwrap().concat();
+        let report = written
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice::<serde_json::Value>(line).unwrap())
+            .find(|line| line["msg"] == "log lines dropped: stderr did not keep up")
+            .expect("the writer reports the dropped lines");
+        assert_eq!(report["dropped_lines"], dropped);
+        assert_eq!(report["name"], "test-service");
     }
 }

@@ -38,6 +38,7 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
+    log_lines_dropped: Gauge,
 }
 
 impl Metrics {
@@ -74,6 +75,12 @@ impl Metrics {
             "Requests waiting for a database connection",
             pool_waiting.clone(),
         );
+        let log_lines_dropped = Gauge::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped since the process started because stderr did not keep up",
+            log_lines_dropped.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -81,6 +88,7 @@ impl Metrics {
             pool_size,
             pool_available,
             pool_waiting,
+            log_lines_dropped,
         }
     }
 
@@ -120,6 +128,8 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        self.log_lines_dropped
+            .set(crate::logging::dropped_lines() as i64);
         let mut text = String::new();
         let registry = self.registry.lock().expect("registry lock");
         prometheus_client::encoding::text::encode(&mut text, &registry)
