@@ -254,24 +254,38 @@ fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
     );
 }
 
-#[test]
-fn the_front_proxy_configuration_passes_nginx_t() {
+/// The front proxy's configuration in a directory of its own, its
+/// upstreams at `upstream` (nginx resolves them while starting; the compose
+/// service names resolve only inside compose's network) and, if given, its
+/// two listeners on `ports`. Returns the directory.
+fn front_proxy(name: &str, upstream: &str, ports: Option<(u16, u16)>) -> std::path::PathBuf {
     let source = repository().join("deploy/front-proxy");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("front-proxy");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // nginx resolves upstream hosts while checking; the compose service
-    // names resolve only inside compose's network.
-    let config = std::fs::read_to_string(source.join("nginx.conf"))
+    let mut config = std::fs::read_to_string(source.join("nginx.conf"))
         .unwrap()
-        .replace("server order-service:", "server 127.0.0.1:")
-        .replace("server payment-service:", "server 127.0.0.1:");
+        .replace("server order-service:8080", &format!("server {upstream}"))
+        .replace("server payment-service:8081", &format!("server {upstream}"));
     assert!(
         !config.contains("-service:"),
         "an upstream was left unresolvable"
     );
+    if let Some((orders, payments)) = ports {
+        config = config
+            .replace("listen 8080;", &format!("listen 127.0.0.1:{orders};"))
+            .replace("listen 8081;", &format!("listen 127.0.0.1:{payments};"));
+    }
     std::fs::write(dir.join("nginx.conf"), config).unwrap();
-    std::fs::copy(source.join("error_envelopes"), dir.join("error_envelopes")).unwrap();
+    for file in ["error_envelopes", "not_public"] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_front_proxy_configuration_passes_nginx_t() {
+    let dir = front_proxy("front-proxy", "127.0.0.1:8080", None);
     let prefix = dir.to_str().unwrap();
     let config = format!("{prefix}/nginx.conf");
     let pid = format!("pid {prefix}/nginx.pid;");
@@ -288,6 +302,102 @@ fn the_front_proxy_configuration_passes_nginx_t() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_front_proxy_keeps_metrics_and_internal_calls_from_the_public_side() {
+    if !prerequisites::runs("nginx", &["-v"]) {
+        prerequisites::skip_without("nginx", ".ci/run shows how to install it");
+        return;
+    }
+    // A stand-in for both services that answers every request it gets.
+    let services = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("from the service"))
+        .mount(&services)
+        .await;
+    let (orders, payments) = (free_port(), free_port());
+    let dir = front_proxy(
+        "front-proxy-run",
+        &services.address().to_string(),
+        Some((orders, payments)),
+    );
+    let prefix = dir.to_str().unwrap().to_string();
+    let directives = format!("pid {prefix}/nginx.pid; daemon off; error_log stderr;");
+    /// Ends nginx however the test ends: SIGTERM, so that its master stops
+    /// its workers (SIGKILL would leave them running).
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let master = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(master, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.0.wait();
+        }
+    }
+    let _nginx = Stop(
+        Command::new("nginx")
+            .args([
+                "-p",
+                &prefix,
+                "-c",
+                &format!("{prefix}/nginx.conf"),
+                "-g",
+                &directives,
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts"),
+    );
+    let http = reqwest::Client::new();
+    let get = |port: u16, path: &'static str| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((response.status().as_u16(), response.text().await.unwrap()))
+        }
+    };
+    harness::wait_until(
+        "nginx to listen",
+        std::time::Duration::from_secs(10),
+        async || get(payments, "/payments/x").await.map(drop),
+    )
+    .await;
+
+    for (port, path) in [
+        (orders, "/metrics"),
+        (payments, "/metrics"),
+        (orders, "/internal/payment-callback"),
+        (orders, "/internal/orders/x/payment"),
+    ] {
+        let (status, body) = get(port, path).await.unwrap();
+        assert_eq!(status, 404, "{port}{path}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["data"]["error_code"], "NOT_FOUND", "{path}");
+    }
+    for (port, path) in [
+        (orders, "/orders"),
+        (payments, "/payments/x"),
+        (orders, "/readyz"),
+    ] {
+        assert_eq!(
+            get(port, path).await.unwrap(),
+            (200, "from the service".to_string()),
+            "{path} is passed on"
+        );
+    }
 }
 
 #[test]

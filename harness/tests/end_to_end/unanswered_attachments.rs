@@ -213,3 +213,49 @@ async fn a_create_naming_other_terms_than_the_orders_payment_is_refused() {
     assert_eq!(system.payments.payment_count().await, 1);
     system.cleanup().await;
 }
+
+#[tokio::test]
+async fn racing_creates_of_other_terms_never_get_each_others_payment() {
+    let system = system().await;
+    for round in 0..10 {
+        let order = system.order(1, 500).await;
+        let creates = (0..8).map(|n| {
+            let provider = format!("provider-{n}");
+            let client = system.payments.client.clone();
+            async move {
+                let request = PaymentRequest {
+                    order_id: order.id,
+                    amount: std::num::NonZeroU64::new(500).unwrap(),
+                    provider: provider.parse().unwrap(),
+                };
+                (provider, client.create_payment(None, &request).await)
+            }
+        });
+        let mut made = Vec::new();
+        for (provider, answer) in futures::future::join_all(creates).await {
+            match answer {
+                Ok(payment) => {
+                    let payment = payment.into_inner().data;
+                    assert_eq!(
+                        payment.provider, provider,
+                        "round {round}: a create got another's payment"
+                    );
+                    made.push(payment.id);
+                }
+                Err(refused) => {
+                    let (status, code) = refusal(Err::<(), _>(refused));
+                    assert!(
+                        matches!(
+                            code.as_str(),
+                            "PAYMENT_EXISTS" | "ORDER_PAYMENT_IN_PROGRESS"
+                        ),
+                        "round {round}: {status} {code}"
+                    );
+                }
+            }
+        }
+        made.dedup();
+        assert!(made.len() <= 1, "round {round}: {made:?}");
+    }
+    system.cleanup().await;
+}

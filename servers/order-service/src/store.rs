@@ -47,8 +47,12 @@ const DELETE_PENDING: &str = concat!(
     columns!()
 );
 
+/// Attaches payment $2 of amount $3 to the pending order $1 unless another
+/// is attached or $2 was released. Once one is attached no other can be, so
+/// the released ids are cleared: they never outgrow the races of one
+/// order's payment.
 const ATTACH_PAYMENT: &str = concat!(
-    "UPDATE orders SET payment_id = $2, \
+    "UPDATE orders SET payment_id = $2, released_payments = '{}', \
      updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
      WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
      AND (payment_id IS NULL OR payment_id = $2) AND NOT $2 = ANY(released_payments) RETURNING ",

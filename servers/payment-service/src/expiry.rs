@@ -16,8 +16,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How many payments one statement expires at most.
+/// How many payments one statement expires at most, and how many intents
+/// one round resolves at most.
 const BATCH: i64 = 100;
+/// Failures in a row that end a round of resolving intents.
+const FAILURES_PER_ROUND: usize = 3;
 
 pub struct Expiry {
     pub store: PaymentStore,
@@ -38,8 +41,12 @@ impl Expiry {
         tokio::spawn(self.run(stopped))
     }
 
-    /// Resolves up to a batch of intents nobody finished, oldest first,
-    /// until one cannot be: it and the rest stay for the next round.
+    /// Resolves up to a batch of intents nobody finished, oldest first. One
+    /// that cannot be resolved now (its order's row held, a bad answer) is
+    /// left for the next round and the others go on; after
+    /// [`FAILURES_PER_ROUND`] failures in a row (order-service or the
+    /// database not answering) the rest wait for the next round too, rather
+    /// than each wait for its own timeout.
     async fn resolve_stale_intents(&self) {
         let stale = match self.store.stale_intents(self.intents_after, BATCH).await {
             Ok(stale) => stale,
@@ -48,24 +55,27 @@ impl Expiry {
                 return;
             }
         };
+        let mut failures = 0;
         for intent in stale {
             match payments::resolve(&self.store, &self.orders, &intent).await {
-                Ok(Resolution::Attached(_)) => {
-                    slog::info!(self.log, "unfinished payment found attached: recorded";
-                        "payment_id" => %intent.id, "order_id" => %intent.order_id);
+                Ok(resolution) => {
+                    failures = 0;
+                    let became = match resolution {
+                        Resolution::Attached(_) => "found attached: recorded",
+                        Resolution::Released(_) => "released by order-service: forgotten",
+                    };
+                    slog::info!(self.log, "unfinished payment resolved";
+                        "payment_id" => %intent.id, "order_id" => %intent.order_id,
+                        "became" => became);
                 }
-                Ok(Resolution::Released(_)) => {
-                    slog::info!(self.log, "unfinished payment released by order-service: forgotten";
-                        "payment_id" => %intent.id, "order_id" => %intent.order_id);
-                }
-                // order-service or the database is not answering: the
-                // others wait for the next round rather than each waiting
-                // for its own timeout.
                 Err(error) => {
+                    failures += 1;
                     slog::warn!(self.log, "cannot resolve an unfinished payment yet";
                         "payment_id" => %intent.id, "order_id" => %intent.order_id,
                         "error" => %error);
-                    return;
+                    if failures == FAILURES_PER_ROUND {
+                        return;
+                    }
                 }
             }
         }

@@ -40,6 +40,11 @@ pub enum PaymentError {
         provider: String,
         amount_differs: bool,
     },
+    #[error(
+        "another payment for order {0} is being made with other terms; nothing was created: \
+         if that one is never finished, it is given up within seconds and the order is free again"
+    )]
+    AnotherUnderWay(Uuid),
     #[error("{0}; no payment was created, retry shortly")]
     OrderServiceUnavailable(String),
     #[error(
@@ -91,6 +96,9 @@ impl service_support::operations::ServiceError for PaymentError {
                 ..
             } => (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch),
             PaymentError::TermsDiffer { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentExists),
+            PaymentError::AnotherUnderWay(_) => {
+                (StatusCode::CONFLICT, ErrorCode::OrderPaymentInProgress)
+            }
             PaymentError::OrderServiceNoAnswer { .. } | PaymentError::Unrecorded { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::OutcomeUnknown)
             }
@@ -187,7 +195,7 @@ pub async fn create_once(
 /// order only ever waits for a payment payment-service has noted, and an
 /// intent nobody finishes is resolved by the expiry ([`resolve`]). A
 /// create that finds an intent of the same terms finishes it; one of other
-/// terms has it resolved first.
+/// terms is refused until that intent is finished or given up.
 pub async fn create(
     store: &PaymentStore,
     orders: &order_client::Client,
@@ -202,20 +210,15 @@ pub async fn create(
         &order_gateway::fetch_order(orders, request.order_id).await?,
         request,
     )?;
-    let mut recorded = note_or_find(store, request).await?;
-    if !recorded.attached && !same_terms(&recorded.payment, request) {
-        recorded = match resolve(store, orders, &recorded.payment).await? {
-            Resolution::Attached(payment) => Recorded {
-                payment,
-                attached: true,
-            },
-            Resolution::Released(_) => note_or_find(store, request).await?,
-        };
-    }
+    let recorded = note_or_find(store, request).await?;
     if recorded.attached {
         existing(recorded.payment, request)
-    } else {
+    } else if same_terms(&recorded.payment, request) {
         attach(store, orders, recorded.payment, request).await
+    } else {
+        // Another create's, under way or stopped: it is not this request's
+        // to finish or give up (the expiry gives up a stopped one).
+        Err(PaymentError::AnotherUnderWay(request.order_id))
     }
 }
 

@@ -168,6 +168,11 @@ pub enum DbError {
     /// effect. A refusal must not claim that nothing was done.
     #[error("database outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// The connection ended under the work. Only inside [`Database`]: its
+    /// methods answer it as [`DbError::Unavailable`] where nothing that
+    /// could commit was sent, and as [`DbError::OutcomeUnknown`] otherwise.
+    #[error("database connection lost: {0}")]
+    Disconnected(String),
     /// The database answered with an error: a bug or a schema mismatch.
     #[error("database error: {0}")]
     Query(#[source] tokio_postgres::Error),
@@ -180,13 +185,22 @@ pub enum DbError {
 impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> Self {
         let connection_lost = error.is_closed()
-            || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
-        if connection_lost || error.code().is_some_and(is_transient) {
+            || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>())
+            || error.code().is_some_and(ends_the_session);
+        if connection_lost {
+            DbError::Disconnected(error.to_string())
+        } else if error.code().is_some_and(is_transient) {
             DbError::Unavailable(error.to_string())
         } else {
             DbError::Query(error)
         }
     }
+}
+
+/// Whether PostgreSQL ended the session: what was sent before may have
+/// committed (a commit already written when the server was told to stop).
+fn ends_the_session(code: &SqlState) -> bool {
+    &code.code()[..2] == "08" || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN].contains(code)
 }
 
 /// Whether PostgreSQL refused the work for load or timing, not because of
@@ -456,12 +470,7 @@ impl Database {
             }
         };
         match (in_time, late) {
-            // The connection broke under the work: what was sent may have
-            // committed before it did.
-            (Some(Err(DbError::Unavailable(reason))), _) if client.is_closed() => {
-                Err(DbError::OutcomeUnknown(reason))
-            }
-            (Some(result), _) => result,
+            (Some(result), _) => sent(result),
             (None, late) => {
                 // A cancel request may still arrive on this connection and
                 // stop whatever it runs next: no other request gets it.
@@ -469,7 +478,7 @@ impl Database {
                 match late {
                     // Cancelled, or finished after all: its own answer is
                     // the truth.
-                    Some(Ok(result)) => result,
+                    Some(Ok(result)) => sent(result),
                     _ => Err(DbError::OutcomeUnknown(format!(
                         "no answer within {} ms, and no confirmation that the work was cancelled",
                         self.deadline.as_millis()
@@ -540,12 +549,22 @@ impl Database {
         work: impl Future<Output = Result<T, DbError>>,
     ) -> Result<T, DbError> {
         match tokio::time::timeout(self.deadline, work).await {
+            Ok(Err(DbError::Disconnected(reason))) => Err(DbError::Unavailable(reason)),
             Ok(result) => result,
             Err(_) => Err(DbError::Unavailable(format!(
                 "no answer within {} ms",
                 self.deadline.as_millis()
             ))),
         }
+    }
+}
+
+/// The answer of work that sent statements on its connection: one that
+/// ended under it may have committed them.
+fn sent<T>(result: Result<T, DbError>) -> Result<T, DbError> {
+    match result {
+        Err(DbError::Disconnected(reason)) => Err(DbError::OutcomeUnknown(reason)),
+        other => other,
     }
 }
 
@@ -665,6 +684,28 @@ async fn connect_with_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_ended_by_the_server_may_have_committed_and_a_cancel_did_not() {
+        for code in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CONNECTION_FAILURE,
+        ] {
+            assert!(ends_the_session(&code), "{code:?} ends the session");
+        }
+        for code in [
+            SqlState::QUERY_CANCELED,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ] {
+            assert!(!ends_the_session(&code), "{code:?} only ends the statement");
+        }
+        assert!(matches!(
+            sent::<()>(Err(DbError::Disconnected("gone".into()))),
+            Err(DbError::OutcomeUnknown(_))
+        ));
+    }
 
     #[test]
     fn refusals_for_load_or_timing_are_transient_and_mistakes_are_not() {
