@@ -4,6 +4,7 @@
 
 mod callback;
 mod connections;
+mod crafted_values;
 mod database_outage;
 mod deadlines;
 mod docs;
