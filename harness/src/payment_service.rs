@@ -250,6 +250,7 @@ pub fn settings_for(
             retry_window_secs: 3600,
             lease_ms: 3000,
             poll_ms: 200,
+            retention_secs: 7 * 24 * 3600,
         },
     }
 }

@@ -283,6 +283,47 @@ async fn an_answer_that_is_not_order_services_refusal_is_retried_and_named() {
 }
 
 #[tokio::test]
+async fn a_delivered_outcome_is_removed_after_its_retention_and_the_payment_still_says_when() {
+    let mocked = Mocked::start(|s| s.delivery.retention_secs = 1).await;
+    let (order, payment) = pending_payment(&mocked).await;
+    order_service_takes_the_outcome(&mocked, order).await;
+
+    settle(&mocked, payment, "success").await;
+    let delivered = mocked.wait_for_notification(payment, "delivered").await;
+    let db = mocked.payments.database().await;
+    harness::wait_until(
+        "the delivered record to be removed",
+        Duration::from_secs(15),
+        async || {
+            let left: i64 = db
+                .query_one("SELECT count(*) FROM order_notifications", &[])
+                .await
+                .unwrap()
+                .get(0);
+            (left == 0).then_some(()).ok_or(format!("{left} left"))
+        },
+    )
+    .await;
+
+    let body: Value = mocked
+        .payments
+        .http
+        .get(mocked.payments.url(&format!("/payments/{payment}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["order_notification"], "delivered");
+    assert_eq!(
+        body["data"]["order_notified_at"],
+        delivered["order_notified_at"]
+    );
+    mocked.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_refusal_is_recorded_at_once_and_not_retried() {
     let mocked = Mocked::start(|_| {}).await;
     let (_, payment) = pending_payment(&mocked).await;

@@ -109,6 +109,13 @@ pub struct DeliverySettings {
         default_value_t = 1000
     )]
     pub poll_ms: u64,
+    /// How long a delivered outcome's record is kept, in seconds, before it is removed (default 7 days); the payment still shows when it was delivered.
+    #[arg(
+        long = "callback-retention-secs",
+        env = "CALLBACK_RETENTION_SECS",
+        default_value_t = 7 * 24 * 3600
+    )]
+    pub retention_secs: u64,
 }
 
 /// Operator commands on the delivery of outcomes to order-service.

@@ -8,7 +8,9 @@
 //! - `store`: the payments' SQL, and the settlement + outbox transaction.
 //! - `outbox`: claiming outcomes for delivery and recording attempts.
 //! - `dispatcher`: delivering outcomes, with wake-ups, retries and leases.
-//! - `expiry`: failing payments nobody settled in time.
+//! - `expiry`: failing payments nobody settled in time, giving up intents
+//!   nobody finished.
+//! - `retention`: removing delivered outcomes past their retention.
 
 mod config;
 mod dispatcher;
@@ -17,6 +19,7 @@ mod expiry;
 mod order_gateway;
 mod outbox;
 mod payments;
+mod retention;
 mod store;
 
 pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
@@ -149,6 +152,13 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     }
     .spawn(dispatcher.stopped());
     dispatcher.add_task(expiry);
+    let retention = retention::Retention {
+        outbox: Outbox::new(db.clone()),
+        keep: Duration::from_secs(settings.delivery.retention_secs),
+        log: log.new(slog::o!("component" => "retention")),
+    }
+    .spawn(dispatcher.stopped());
+    dispatcher.add_task(retention);
 
     let api = payment_api::payment_api_mod::api_description::<entrypoints::PaymentApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;

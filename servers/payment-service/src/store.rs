@@ -11,12 +11,14 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// The columns a [`Payment`] is read from (`p`: the payment, `n`: its
-/// outcome's record, if any), for `concat!` in the statements below: each
+/// outcome's record, if any; once a delivered record is removed, the
+/// payment's `notified_at` says when it was delivered), for `concat!` in the statements below: each
 /// statement is one constant string, prepared once per connection.
 macro_rules! columns {
     () => {
         "p.id, p.order_id, p.amount, p.provider, p.status, p.paid_at, p.created_at, \
-         p.updated_at, n.state AS notification, n.delivered_at"
+         p.updated_at, coalesce(n.state, CASE WHEN p.notified_at IS NOT NULL THEN 'delivered' END) \
+         AS notification, coalesce(n.delivered_at, p.notified_at) AS delivered_at"
     };
 }
 
