@@ -9,10 +9,12 @@
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `browser`: headless Chromium, for the services' documentation pages.
+//! - `locks`: rows held by a test's own transactions, and what waits for them.
 //! - `process`: a service binary run as its own process, stopped by signals.
 //! - `prerequisites`: the programs some tests need, skipped without them outside CI.
 
 pub mod browser;
+pub mod locks;
 pub mod order_service;
 pub mod payment_service;
 pub mod prerequisites;

@@ -220,14 +220,8 @@ async fn hold_row(
     row: Uuid,
     hold: Duration,
 ) -> Fault {
-    let lock = database.transaction().await.unwrap();
-    // A row locked already by another fault: this one just waits its turn.
-    let _ = lock
-        .execute(
-            &format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"),
-            &[&row],
-        )
-        .await;
+    // A row locked already by another fault: this one waits its turn.
+    let lock = harness::locks::hold_row(&mut database, table, row).await;
     tokio::time::sleep(hold).await;
     let _ = lock.rollback().await;
     Fault::RowLocked

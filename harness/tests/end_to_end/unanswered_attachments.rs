@@ -10,7 +10,6 @@ use crate::{System, order_request, payment_request};
 use payment_client::types::PaymentRequest;
 use reqwest::StatusCode;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// payment-service waits this long for order-service: shorter than the
 /// lock the tests hold on the order, so it gives up while order-service's
@@ -37,43 +36,19 @@ fn refusal<T: std::fmt::Debug>(
     }
 }
 
-/// Holds order `id`'s row locked at order-service, as a long transaction
-/// there would, until the returned transaction ends.
-async fn lock_order(
-    holder: &mut tokio_postgres::Client,
-    id: Uuid,
-) -> tokio_postgres::Transaction<'_> {
-    let lock = holder.transaction().await.unwrap();
-    lock.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", &[&id])
-        .await
-        .unwrap();
-    lock
-}
-
-/// How many statements wait for a lock in `database`.
-async fn waiting_on_locks(database: &tokio_postgres::Client) -> i64 {
-    database
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-#[tokio::test]
-async fn an_attachment_that_commits_after_payment_service_gave_up_is_recorded() {
-    let system = system().await;
-    let order = system.order(1, 500).await;
-    let mut holder = system.orders.database().await;
-    let lock = lock_order(&mut holder, order.id).await;
-
+/// Creates a payment for `order` while its row is held at order-service
+/// by `holder`: payment-service gives up waiting for the attachment, which
+/// is still waiting for the lock. Returns the lock.
+async fn create_while_the_order_is_held<'a>(
+    system: &System,
+    holder: &'a mut tokio_postgres::Client,
+    order: &order_client::types::Order,
+) -> tokio_postgres::Transaction<'a> {
+    let lock = harness::locks::hold_row(holder, "orders", order.id).await;
     let unanswered = system
         .payments
         .client
-        .create_payment(None, &payment_request(order.id, 500))
+        .create_payment(None, &payment_request(order.id, order.total_amount))
         .await;
     assert_eq!(
         refusal(unanswered),
@@ -82,6 +57,15 @@ async fn an_attachment_that_commits_after_payment_service_gave_up_is_recorded() 
             "OUTCOME_UNKNOWN".to_string()
         )
     );
+    lock
+}
+
+#[tokio::test]
+async fn an_attachment_that_commits_after_payment_service_gave_up_is_recorded() {
+    let system = system().await;
+    let order = system.order(1, 500).await;
+    let mut holder = system.orders.database().await;
+    let lock = create_while_the_order_is_held(&system, &mut holder, &order).await;
     // order-service's attachment was still waiting; now it commits.
     lock.commit().await.unwrap();
     let attached = harness::wait_until(
@@ -117,25 +101,12 @@ async fn an_attachment_that_never_commits_leaves_the_order_free() {
     let order = system.order(1, 500).await;
     let inspector = system.orders.database().await;
     let mut holder = system.orders.database().await;
-    let lock = lock_order(&mut holder, order.id).await;
-
-    let unanswered = system
-        .payments
-        .client
-        .create_payment(None, &payment_request(order.id, 500))
-        .await;
-    assert_eq!(
-        refusal(unanswered),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "OUTCOME_UNKNOWN".to_string()
-        )
-    );
+    let lock = create_while_the_order_is_held(&system, &mut holder, &order).await;
     // order-service's own deadline cancels its attachment while it waits.
     harness::wait_until(
         "order-service to give up its attachment",
         Duration::from_secs(10),
-        async || match waiting_on_locks(&inspector).await {
+        async || match harness::locks::waiting_on_locks(&inspector).await {
             0 => Ok(()),
             waiting => Err(format!("{waiting} waiting")),
         },

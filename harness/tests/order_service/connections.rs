@@ -41,17 +41,7 @@ async fn reads_are_answered_while_every_connection_for_writes_waits_on_a_lock() 
         })
         .collect();
     let inspector = test.database().await;
-    let waiting_on_the_lock = async || -> i64 {
-        inspector
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    };
+    let waiting_on_the_lock = async || harness::locks::waiting_on_locks(&inspector).await;
     let started = Instant::now();
     while waiting_on_the_lock().await < WRITE_CONNECTIONS as i64 {
         assert!(

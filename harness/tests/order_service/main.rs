@@ -52,11 +52,7 @@ pub async fn lock_order(
     holder: &mut tokio_postgres::Client,
     id: Uuid,
 ) -> tokio_postgres::Transaction<'_> {
-    let lock = holder.transaction().await.unwrap();
-    lock.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", &[&id])
-        .await
-        .unwrap();
-    lock
+    harness::locks::hold_row(holder, "orders", id).await
 }
 
 /// The envelope a failed generated-client call carried.

@@ -556,3 +556,74 @@ async fn listen(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn claimed() -> Claimed {
+        Claimed {
+            payment_id: Uuid::new_v4(),
+            webhook_id: "msg_1".to_string(),
+            order_id: Uuid::new_v4(),
+            success: true,
+            amount: 100,
+            attempts: 1,
+            give_up_at: chrono::Utc::now(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_full_hand_over_leaves_the_outcome_to_its_claim_without_waiting() {
+        let (handed, mut handed_over) = mpsc::channel(2);
+        let metrics = DeliveryMetrics::default();
+        let wakeup = Wakeup {
+            local: Arc::new(Notify::new()),
+            everyone: Arc::new(Notify::new()),
+            handed,
+            claimant: Claimant {
+                instance: "test".to_string(),
+                lease: Duration::from_secs(30),
+            },
+            metrics: metrics.clone(),
+        };
+        // Nobody takes the outcomes: a dispatcher far behind.
+        for _ in 0..5 {
+            wakeup.deliver(claimed());
+        }
+        assert_eq!(metrics.handover_full.get(), 3, "counted, not queued");
+        let mut queued = 0;
+        while handed_over.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 2, "the queue holds its bound");
+    }
+
+    #[test]
+    fn any_retry_after_asks_for_an_hour_at_most() {
+        use order_client::Error;
+        let answer = |value: &str| {
+            let response = http::Response::builder()
+                .status(503)
+                .header("retry-after", value)
+                .body(String::new())
+                .unwrap();
+            Error::<()>::UnexpectedResponse(reqwest::Response::from(response))
+        };
+        for asked in [
+            "18446744073709551615",
+            "99999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                retry_after(&answer(asked)),
+                Some(RETRY_AFTER_CAP),
+                "{asked}"
+            );
+        }
+        assert_eq!(retry_after(&answer("2")), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&answer("soon")), None);
+    }
+}

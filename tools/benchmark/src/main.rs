@@ -49,9 +49,16 @@ struct Options {
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// After the table, run the flow at the half rate for this many seconds
-    /// more, printing each service's memory every 30 s: growth shows here.
+    /// more, printing every 30 s each service's memory, the outbox's rows,
+    /// the settled→paid p99 and what a /metrics scrape took: growth shows
+    /// here. payment-service then keeps delivered outcomes for
+    /// `--soak-retention-secs` only, so the outbox levels off within the run.
     #[arg(long, default_value_t = 0)]
     soak_seconds: u64,
+    /// How long payment-service keeps delivered outcomes when soaking
+    /// (`CALLBACK_RETENTION_SECS`).
+    #[arg(long, default_value_t = 60)]
+    soak_retention_secs: u64,
     /// A quick run that only proves every step works: 1 s each, few
     /// connections. Its figures mean nothing.
     #[arg(long)]
@@ -115,6 +122,8 @@ struct Services<'a> {
     cluster: &'a Cluster,
     secret: String,
     pool_size: usize,
+    /// payment-service's `CALLBACK_RETENTION_SECS`, if not its default.
+    retention_secs: Option<u64>,
 }
 
 impl Services<'_> {
@@ -137,6 +146,9 @@ impl Services<'_> {
         )?;
         let mut payments = environment("payment_db");
         payments.push(("ORDER_SERVICE_URL", orders.url()));
+        if let Some(retention) = self.retention_secs {
+            payments.push(("CALLBACK_RETENTION_SECS", retention.to_string()));
+        }
         let payments = Service::start("payment-service", self.bin_dir, self.log_dir, &payments)?;
         Ok((orders, payments))
     }
@@ -175,6 +187,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         cluster: &cluster,
         secret: service_support::callback_secret::generate(),
         pool_size: options.pool_size,
+        retention_secs: (options.soak_seconds > 0).then_some(options.soak_retention_secs),
     };
 
     // Migrated by the services themselves; started once to create the
@@ -346,7 +359,14 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         loaded,
         options,
     );
-    soak(&order_service, &payment_service, half_rate, options).await?;
+    soak(
+        &order_service,
+        &payment_service,
+        &payments_db,
+        half_rate,
+        options,
+    )
+    .await?;
     payment_service.stop();
     order_service.stop();
     drop(cluster);
@@ -447,11 +467,13 @@ fn print_table(
     );
 }
 
-/// The flow at `rate` for `--soak-seconds`, with each service's memory
-/// printed every 30 s.
+/// The flow at `rate` for `--soak-seconds`, printing every 30 s each
+/// service's memory, the outbox's rows, the settled→paid p99 and how long
+/// one `/metrics` scrape of payment-service took.
 async fn soak(
     orders: &Service,
     payments: &Service,
+    payments_db: &tokio_postgres::Client,
     rate: f64,
     options: &Options,
 ) -> anyhow::Result<()> {
@@ -459,9 +481,11 @@ async fn soak(
         return Ok(());
     }
     println!(
-        "\n| soak at {rate:.0} flows/s | order-service RSS MiB | payment-service RSS MiB | flows/s | errors |"
+        "\n| soak at {rate:.0} flows/s, outcomes kept {} s | order-service RSS MiB | payment-service RSS MiB | flows/s | errors | outbox rows | settled→paid p99 ms | /metrics ms |",
+        options.soak_retention_secs
     );
-    println!("|---|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    let http = reqwest::Client::new();
     let rounds = options.soak_seconds.div_ceil(30);
     for round in 1..=rounds {
         let figures = flow::run(
@@ -472,14 +496,28 @@ async fn soak(
             Duration::from_secs(30),
         )
         .await;
+        let outbox: i64 = payments_db
+            .query_one("SELECT count(*) FROM order_notifications", &[])
+            .await?
+            .get(0);
+        let scrape = std::time::Instant::now();
+        http.get(format!("{}/metrics", payments.url()))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let scrape = scrape.elapsed();
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         println!(
-            "| after {} s | {:.1} | {:.1} | {:.0} | {} |",
+            "| after {} s | {:.1} | {:.1} | {:.0} | {} | {outbox} | {:.2} | {:.2} |",
             round * 30,
             mib(orders.rss()?),
             mib(payments.rss()?),
             figures.flows_per_second,
-            figures.errors
+            figures.errors,
+            figures.settled_to_paid_p99.as_secs_f64() * 1000.0,
+            scrape.as_secs_f64() * 1000.0,
         );
     }
     Ok(())
