@@ -379,6 +379,9 @@ async fn the_front_proxy_keeps_metrics_and_internal_calls_from_the_public_side()
     for (port, path) in [
         (orders, "/metrics"),
         (payments, "/metrics"),
+        (orders, "/metrics/"),
+        (payments, "/metrics//"),
+        (payments, "//metrics?x=1"),
         (orders, "/internal/payment-callback"),
         (orders, "/internal/orders/x/payment"),
     ] {

@@ -368,9 +368,9 @@ impl Dispatcher {
                 let error = match unexpected(&error) {
                     Some(cause) => {
                         self.metrics.unexpected.inc();
-                        format!("{error}; {cause}")
+                        format!("{}; {cause}", bounded(error.to_string()))
                     }
-                    None => error.to_string(),
+                    None => bounded(error.to_string()),
                 };
                 Attempt::Failed { delay, error }
             }
@@ -437,6 +437,9 @@ fn unexpected<E>(error: &order_client::Error<E>) -> Option<&'static str> {
         _ => return None,
     };
     match status {
+        status if status.is_redirection() => {
+            Some("a redirect, not followed: ORDER_SERVICE_URL must be order-service's own address")
+        }
         StatusCode::UNAUTHORIZED => Some(
             "order-service refused the signature: the two services' PAYMENT_CALLBACK_SECRETs differ",
         ),
@@ -447,6 +450,24 @@ fn unexpected<E>(error: &order_client::Error<E>) -> Option<&'static str> {
         ),
         _ => None,
     }
+}
+
+/// How much of a failure's text is recorded and logged: an answer's body
+/// (a proxy's HTML page, say) is quoted in it, and is written again on
+/// every attempt.
+const ERROR_TEXT_BYTES: usize = 512;
+
+/// `text`, cut to [`ERROR_TEXT_BYTES`] on a character boundary.
+fn bounded(mut text: String) -> String {
+    if text.len() > ERROR_TEXT_BYTES {
+        let mut end = ERROR_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// The wait a failed answer asked for with `Retry-After` (RFC 9110: seconds,
@@ -599,6 +620,15 @@ mod tests {
             queued += 1;
         }
         assert_eq!(queued, 2, "the queue holds its bound");
+    }
+
+    #[test]
+    fn a_failures_text_is_bounded_on_a_character_boundary() {
+        let page = "é".repeat(10_000);
+        let recorded = bounded(page);
+        assert!(recorded.len() <= ERROR_TEXT_BYTES + '…'.len_utf8());
+        assert!(recorded.ends_with('…'));
+        assert_eq!(bounded("short".to_string()), "short");
     }
 
     #[test]

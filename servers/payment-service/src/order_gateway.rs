@@ -36,6 +36,9 @@ pub fn order_client(
     secret: &str,
 ) -> anyhow::Result<order_client::Client> {
     let http = reqwest::Client::builder()
+        // A signed call goes to order-service or nowhere: a redirect from a
+        // proxy would send it, signature and all, where the Location says.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(settings.timeout())
         .connect_timeout(settings.timeout())
         .build()
