@@ -177,14 +177,16 @@ impl Outbox {
     /// Removes up to `batch` records delivered more than `retention` ago,
     /// oldest first, keeping on each payment when its outcome was
     /// delivered; returns how many went. One short statement per batch, so
-    /// no lock is held for long.
+    /// no lock is held for long, and instances pruning at once each take
+    /// rows the others have not locked.
     pub async fn prune_delivered(&self, retention: Duration, batch: i64) -> Result<u64, DbError> {
         self.db
             .execute(
                 "WITH gone AS (DELETE FROM order_notifications WHERE payment_id = ANY(ARRAY( \
                      SELECT payment_id FROM order_notifications WHERE state = 'delivered' \
                      AND delivered_at < clock_timestamp() - $1 * interval '1 second' \
-                     ORDER BY delivered_at LIMIT $2)) AND state = 'delivered' \
+                     ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+                     AND state = 'delivered' \
                      RETURNING payment_id, delivered_at) \
                  UPDATE payments p SET notified_at = gone.delivered_at FROM gone \
                  WHERE p.id = gone.payment_id",
