@@ -78,7 +78,7 @@ impl Metrics {
         let log_lines_dropped = Gauge::default();
         registry.register(
             "log_lines_dropped",
-            "Log lines dropped since the process started because stderr did not keep up",
+            "Log lines dropped since the process started: stderr did not keep up, or a line could not be formatted",
             log_lines_dropped.clone(),
         );
         Metrics {
