@@ -17,10 +17,18 @@ use std::time::Duration;
 const ORDER_SERVICE_TIMEOUT_MS: u64 = 300;
 
 async fn system() -> System {
-    System::start_with(|s| {
-        s.order_service.timeout_ms = ORDER_SERVICE_TIMEOUT_MS;
-        s.database.timeout_ms = 500;
-    })
+    system_with_order_deadline(1_500).await
+}
+
+/// The system, order-service's database deadline `order_deadline_ms`.
+async fn system_with_order_deadline(order_deadline_ms: u64) -> System {
+    System::start_adjusted(
+        |orders| orders.database.timeout_ms = order_deadline_ms,
+        |payments| {
+            payments.order_service.timeout_ms = ORDER_SERVICE_TIMEOUT_MS;
+            payments.database.timeout_ms = 500;
+        },
+    )
     .await
 }
 
@@ -62,7 +70,9 @@ async fn create_while_the_order_is_held<'a>(
 
 #[tokio::test]
 async fn an_attachment_that_commits_after_payment_service_gave_up_is_recorded() {
-    let system = system().await;
+    // order-service waits long enough for the lock to go, however slow the
+    // machine is to release it after payment-service's answer.
+    let system = system_with_order_deadline(10_000).await;
     let order = system.order(1, 500).await;
     let mut holder = system.orders.database().await;
     let lock = create_while_the_order_is_held(&system, &mut holder, &order).await;
