@@ -22,8 +22,8 @@ pub enum GatewayError {
     Unavailable(String),
     /// No answer in time, or one that does not say whether the request was
     /// carried out (a timeout, `OUTCOME_UNKNOWN`, a 5xx from a proxy).
-    #[error("order-service did not say whether it was done: {0}")]
-    NoAnswer(String),
+    #[error("order-service did not say whether it was done with order {order_id}: {reason}")]
+    NoAnswer { order_id: Uuid, reason: String },
     /// Answered something the contract does not allow.
     #[error("order-service answered unexpectedly: {0}")]
     BadResponse(String),
@@ -54,7 +54,7 @@ pub fn order_client(
 /// only that order-service is unavailable.
 pub async fn fetch_order(client: &order_client::Client, id: Uuid) -> Result<Order, GatewayError> {
     answer(id, client.get_order(&id).await).map_err(|error| match error {
-        GatewayError::NoAnswer(reason) => GatewayError::Unavailable(reason),
+        GatewayError::NoAnswer { reason, .. } => GatewayError::Unavailable(reason),
         other => other,
     })
 }
@@ -157,7 +157,10 @@ fn answer(
             {
                 Err(GatewayError::Unavailable(detail))
             } else if status.is_server_error() {
-                Err(GatewayError::NoAnswer(detail))
+                Err(GatewayError::NoAnswer {
+                    order_id: id,
+                    reason: detail,
+                })
             } else {
                 Err(GatewayError::BadResponse(detail))
             }
@@ -165,16 +168,20 @@ fn answer(
         Err(Error::CommunicationError(error)) if error.is_connect() => {
             Err(GatewayError::Unavailable(error.to_string()))
         }
-        Err(Error::CommunicationError(error)) => {
-            Err(GatewayError::NoAnswer(if error.is_timeout() {
+        Err(Error::CommunicationError(error)) => Err(GatewayError::NoAnswer {
+            order_id: id,
+            reason: if error.is_timeout() {
                 "no answer in time".to_string()
             } else {
                 error.to_string()
-            }))
+            },
+        }),
+        Err(Error::UnexpectedResponse(response)) if response.status().is_server_error() => {
+            Err(GatewayError::NoAnswer {
+                order_id: id,
+                reason: format!("status {}", response.status()),
+            })
         }
-        Err(Error::UnexpectedResponse(response)) if response.status().is_server_error() => Err(
-            GatewayError::NoAnswer(format!("status {}", response.status())),
-        ),
         Err(error) => Err(GatewayError::BadResponse(error.to_string())),
     }
 }

@@ -145,10 +145,9 @@ impl From<GatewayError> for PaymentError {
             GatewayError::Unavailable(_) => {
                 PaymentError::OrderServiceUnavailable(error.to_string())
             }
-            GatewayError::NoAnswer(reason) => PaymentError::OrderServiceNoAnswer {
-                order_id: Uuid::nil(),
-                reason,
-            },
+            GatewayError::NoAnswer { order_id, reason } => {
+                PaymentError::OrderServiceNoAnswer { order_id, reason }
+            }
             // A refusal where the contract has none.
             GatewayError::Refused { .. } | GatewayError::BadResponse(_) => {
                 PaymentError::OrderServiceBadResponse(error.to_string())
@@ -277,10 +276,6 @@ async fn attach(
                 Resolution::Released(order) => why_refused(store, order, request).await,
             }
         }
-        Err(GatewayError::NoAnswer(reason)) => Err(PaymentError::OrderServiceNoAnswer {
-            order_id: intent.order_id,
-            reason,
-        }),
         Err(error) => Err(error.into()),
     }
 }
@@ -305,12 +300,6 @@ pub async fn resolve(
     let order = match order_gateway::release_payment(orders, intent.order_id, intent.id).await {
         Ok(order) => Some(order),
         Err(GatewayError::OrderNotFound(_)) => None,
-        Err(GatewayError::NoAnswer(reason)) => {
-            return Err(PaymentError::OrderServiceNoAnswer {
-                order_id: intent.order_id,
-                reason,
-            });
-        }
         Err(error) => return Err(error.into()),
     };
     if order
