@@ -8,12 +8,14 @@
 //! - `order_service`: order-service under test, on its own database.
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
+//! - `issuer`: the token issuer the services trust, and tokens from it.
 //! - `browser`: headless Chromium, for the services' documentation pages.
 //! - `locks`: rows held by a test's own transactions, and what waits for them.
 //! - `process`: a service binary run as its own process, stopped by signals.
 //! - `prerequisites`: the programs some tests need, skipped without them outside CI.
 
 pub mod browser;
+pub mod issuer;
 pub mod locks;
 pub mod order_service;
 pub mod payment_service;

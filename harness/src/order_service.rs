@@ -2,7 +2,7 @@
 //! `127.0.0.1:0`, on a database of its own, behind a conformance proxy.
 
 use crate::proxy::ConformanceProxy;
-use crate::{LogBuffer, test_logger, webhook};
+use crate::{LogBuffer, issuer, test_logger, webhook};
 use dropshot::HttpServer;
 use order_service::{ServiceContext, Settings};
 use postgres_cluster::Cluster;
@@ -22,9 +22,11 @@ pub struct OrderServiceTest<'c> {
     server: Option<HttpServer<ServiceContext>>,
     proxy: ConformanceProxy,
     logs: LogBuffer,
-    /// The generated client, signing callbacks with [`OrderServiceTest::secret`].
+    /// The generated client, as [`issuer::CALLER`] (every scope), signing
+    /// internal calls with [`OrderServiceTest::secret`].
     pub client: order_client::Client,
-    /// A plain HTTP client, for requests the generated client cannot make.
+    /// A plain HTTP client, for requests the generated client cannot make,
+    /// sending [`issuer::caller_token`].
     pub http: reqwest::Client,
 }
 
@@ -88,7 +90,8 @@ impl<'c> OrderServiceTest<'c> {
             .expect("the conformance proxy starts");
         let client = order_client::Client::new(
             &proxy.url(),
-            order_client::ClientContext::with_callback_secret(settings.callback_secret.clone()),
+            order_client::ClientContext::with_token(issuer::caller_token())
+                .and_callback_secret(settings.callback_secret.clone()),
         );
         OrderServiceTest {
             cluster,
@@ -99,7 +102,7 @@ impl<'c> OrderServiceTest<'c> {
             server: Some(server),
             proxy,
             client,
-            http: reqwest::Client::new(),
+            http: issuer::http_client_with(&issuer::caller_token()),
         }
     }
 
@@ -209,6 +212,7 @@ pub fn settings_for_database(database: DatabaseSettings, secret: &str) -> Settin
         previous_callback_secret: None,
         max_body_bytes: 16 * 1024,
         log_level: "debug".to_string(),
+        auth: issuer::auth_settings(),
         idempotency: IdempotencySettings {
             ttl_secs: 24 * 3600,
         },

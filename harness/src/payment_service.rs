@@ -3,7 +3,7 @@
 //! own so that a test can kill it abruptly, mid-delivery, as a crash would.
 
 use crate::proxy::ConformanceProxy;
-use crate::{LogBuffer, test_logger};
+use crate::{LogBuffer, issuer, test_logger};
 use payment_service::{DeliverySettings, OrderServiceSettings, PaymentService, Settings};
 use postgres_cluster::Cluster;
 use service_support::idempotency::IdempotencySettings;
@@ -90,7 +90,10 @@ impl<'c> PaymentServiceTest<'c> {
         let proxy = ConformanceProxy::start(format!("http://{}", service.local_addr()))
             .await
             .expect("the conformance proxy starts");
-        let client = payment_client::Client::new(&proxy.url());
+        let client = payment_client::Client::new(
+            &proxy.url(),
+            payment_client::ClientContext::with_token(issuer::caller_token()),
+        );
         PaymentServiceTest {
             cluster,
             logs,
@@ -100,7 +103,7 @@ impl<'c> PaymentServiceTest<'c> {
             running: Some((runtime, service)),
             proxy,
             client,
-            http: reqwest::Client::new(),
+            http: issuer::http_client_with(&issuer::caller_token()),
         }
     }
 
@@ -235,6 +238,7 @@ pub fn settings_for(
         max_body_bytes: 16 * 1024,
         log_level: "debug".to_string(),
         expiry_secs: 3600,
+        auth: issuer::auth_settings(),
         idempotency: IdempotencySettings {
             ttl_secs: 24 * 3600,
         },
@@ -243,6 +247,7 @@ pub fn settings_for(
             url: order_service_url.to_string(),
             timeout_ms: 1000,
             callback_secret: Some(secret.to_string()),
+            token: None,
         },
         delivery: DeliverySettings {
             retry_base_ms: 50,

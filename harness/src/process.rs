@@ -102,16 +102,21 @@ pub async fn stops_cleanly_on_signals(binary: &str) -> Vec<(Signal, Duration)> {
                 ("DATABASE_URL", cluster.connection_string(&database)),
                 ("PORT", "0".to_string()),
                 ("PAYMENT_CALLBACK_SECRET", crate::webhook::new_secret()),
+                ("AUTH_ISSUER", crate::issuer::issuer().url().to_string()),
+                ("AUTH_AUDIENCE", crate::issuer::AUDIENCE.to_string()),
             ],
         );
-        let ready = reqwest::get(format!("http://{}/readyz", service.address))
-            .await
-            .expect("readyz answers");
-        assert_eq!(
-            ready.status(),
-            reqwest::StatusCode::OK,
-            "{binary} ready before the signal"
-        );
+        let readyz = format!("http://{}/readyz", service.address);
+        crate::wait_until(
+            &format!("{binary} to be ready (its token keys fetched)"),
+            Duration::from_secs(10),
+            async || match reqwest::get(&readyz).await {
+                Ok(ready) if ready.status() == reqwest::StatusCode::OK => Ok(()),
+                Ok(ready) => Err(format!("{}", ready.status())),
+                Err(error) => Err(error.to_string()),
+            },
+        )
+        .await;
 
         let (status, elapsed, log) = service.stop(signal, Duration::from_secs(10));
 

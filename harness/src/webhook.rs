@@ -5,10 +5,17 @@ use standardwebhooks::Webhook;
 
 pub use service_support::callback_secret::generate as new_secret;
 
-/// The `webhook-signature` value for `body` sent as message `id` at `timestamp`.
-pub fn signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+/// Where payment-service reports outcomes, the target the callback tests sign.
+pub const CALLBACK: &str = "/internal/payment-callback";
+
+/// The `webhook-signature` value for `body` sent to `POST target` as
+/// message `id` at `timestamp`: the signature covers the method, the path
+/// and query, and the body.
+pub fn signature(secret: &str, id: &str, timestamp: i64, target: &str, body: &[u8]) -> String {
+    let mut content = format!("POST {target}\n").into_bytes();
+    content.extend_from_slice(body);
     Webhook::new(secret)
-        .and_then(|w| w.sign(id, timestamp, body))
+        .and_then(|w| w.sign(id, timestamp, &content))
         .expect("a valid secret and UTF-8 body")
 }
 

@@ -2,7 +2,9 @@
 //! generated from the contract. Answers are printed as JSON on stdout; an
 //! enveloped error is printed as `error: <status> <error_code>: <message>`
 //! on stderr. Exit codes: 0 success, 1 a refusal (4xx), 2 a usage mistake,
-//! 3 no usable answer (unreachable, 5xx, unreadable).
+//! 3 no usable answer (unreachable, 5xx, unreadable). The access token
+//! (`--token` or `ORDER_PAYMENT_TOKEN`) goes on every request and is never
+//! printed.
 
 mod generated;
 mod output;
@@ -32,6 +34,17 @@ fn command() -> Command {
                 .default_value("http://127.0.0.1:8081")
                 .global(true)
                 .help("payment-service's base URL"),
+        )
+        .arg(
+            Arg::new("token")
+                .long("token")
+                .env("ORDER_PAYMENT_TOKEN")
+                .hide_env_values(true)
+                .global(true)
+                .help(
+                    "An OAuth 2.0 access token from the services' identity provider, sent as \
+                     Authorization: Bearer (`devstack token` prints one for devstack)",
+                ),
         );
     for operation in orders_commands::CliCommand::iter() {
         let command = orders_commands::Cli::<Json>::get_command(operation);
@@ -77,14 +90,14 @@ async fn main() -> ExitCode {
     let (subcommand, arguments) = matches.subcommand().expect("a subcommand is required");
     let url = |name: &str| matches.get_one::<String>(name).expect("a default").clone();
     let outcome = Outcome::default();
-    let result = run(
-        subcommand,
-        arguments,
-        &url("order-url"),
-        &url("payment-url"),
-        &outcome,
-    )
-    .await;
+    let token = matches.get_one::<String>("token").map(String::as_str);
+    let result = match http_client(token) {
+        Ok(http) => {
+            let urls = (url("order-url"), url("payment-url"));
+            run(subcommand, arguments, &urls, http, &outcome).await
+        }
+        Err(error) => Err(error),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -97,24 +110,44 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The HTTP client for both services, sending `token` as a bearer token
+/// (marked sensitive, so it never appears in a debug print).
+fn http_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| {
+                anyhow::anyhow!("--token is not a token: it holds characters a header cannot")
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(15))
+        .build()?)
+}
+
 async fn run(
     subcommand: &str,
     arguments: &ArgMatches,
-    order_url: &str,
-    payment_url: &str,
+    (order_url, payment_url): &(String, String),
+    http: reqwest::Client,
     outcome: &Outcome,
 ) -> anyhow::Result<()> {
     if let Some(operation) =
         orders_commands::CliCommand::iter().find(|op| name(op.operation_id()) == subcommand)
     {
-        let cli = orders_commands::Cli::new(orders_client::Client::new(order_url), Json(outcome));
+        let client = orders_client::Client::new_with_client(order_url, http);
+        let cli = orders_commands::Cli::new(client, Json(outcome));
         return cli.execute(operation, arguments).await;
     }
     if let Some(operation) =
         payments_commands::CliCommand::iter().find(|op| name(op.operation_id()) == subcommand)
     {
-        let cli =
-            payments_commands::Cli::new(payments_client::Client::new(payment_url), Json(outcome));
+        let client = payments_client::Client::new_with_client(payment_url, http);
+        let cli = payments_commands::Cli::new(client, Json(outcome));
         return cli.execute(operation, arguments).await;
     }
     anyhow::bail!("unknown command {subcommand}")

@@ -45,7 +45,8 @@ impl Services {
         command
             .args(args)
             .env("ORDER_SERVICE_URL", self.orders.url(""))
-            .env("PAYMENT_SERVICE_URL", self.payments.url(""));
+            .env("PAYMENT_SERVICE_URL", self.payments.url(""))
+            .env("ORDER_PAYMENT_TOKEN", harness::issuer::caller_token());
         tokio::task::spawn_blocking(move || command.output().unwrap())
             .await
             .unwrap()
@@ -146,4 +147,36 @@ async fn refusals_and_mistakes_are_explained_with_their_exit_codes() {
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert_eq!(unreachable.status.code(), Some(3), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_refusal_says_so_and_a_token_is_never_printed() {
+    let services = Services::start().await;
+    let token = harness::issuer::caller_token();
+    let anonymous = std::process::Command::new(env!("CARGO_BIN_EXE_order-payment"))
+        .args(["list-orders", "--order-url", &services.orders.url("")])
+        .env_remove("ORDER_PAYMENT_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    assert_eq!(anonymous.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("401 UNAUTHORIZED"), "{stderr}");
+    let output = services
+        .run(&["get-order", "--order-id", "not-a-uuid"])
+        .await;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_order-payment"))
+        .args(["list-orders", "--help"])
+        .env("ORDER_PAYMENT_TOKEN", &token)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for text in [printed.as_str(), help.as_ref()] {
+        assert!(!text.contains(&token), "the token was printed: {text}");
+    }
+    services.cleanup().await;
 }

@@ -34,7 +34,7 @@ This is the original system's response shape, kept so its clients keep working.*
     ///The machine-readable and the human-readable description of an error.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ErrorData {
-        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
+        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`, `INVALID_TOKEN`, `INSUFFICIENT_SCOPE`. New codes may be added; treat unknown ones by their HTTP status.
         pub error_code: ::std::string::String,
         ///What happened and what to change, for a person to read. Not stable: do not parse it.
         pub message: ::std::string::String,
@@ -289,6 +289,9 @@ This is the original system's response shape, kept so its clients keep working.*
     pub struct PaymentAttachment {
         ///The amount to be paid in minor currency units; it must equal the order's `total_amount`.
         pub amount: ::std::num::NonZeroU64,
+        ///The customer (an access token's `sub`) paying: the order must be theirs. Absent when payment-service runs with authentication disabled.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub customer: ::std::option::Option<::std::string::String>,
         ///The payment's id, chosen by payment-service.
         pub payment_id: ::uuid::Uuid,
     }
@@ -418,7 +421,7 @@ units. Requests outside this document (an unknown path, or a method a path
 does not have) are answered 404 or 405 with the framework's own
 `{"request_id", "message"}` body.
 
-Version: 1.2.0*/
+Version: 2.0.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -460,7 +463,7 @@ impl Client {
 }
 impl ClientInfo<crate::ClientContext> for Client {
     fn api_version() -> &'static str {
-        "1.2.0"
+        "2.0.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -475,34 +478,84 @@ impl ClientInfo<crate::ClientContext> for Client {
 impl ClientHooks<crate::ClientContext> for &Client {}
 #[allow(clippy::all)]
 impl Client {
+    /**Read an order for a payment
+
+Called by payment-service before it notes a payment, signed like the outcome report (a missing, stale, invalid or replayed signature is `UNAUTHORIZED`, 401). Answers the order; with `customer`, an order that is not that customer's is `ORDER_NOT_FOUND` (404), as is an unknown one.
+
+Sends a `GET` request to `/internal/orders/{orderId}`
+
+Arguments:
+- `order_id`: The order's id (a UUID).
+- `customer`: The customer (an access token's `sub`) paying; absent when payment-service runs with authentication disabled.
+*/
+    pub async fn get_order_for_payment<'a>(
+        &'a self,
+        order_id: &'a ::uuid::Uuid,
+        customer: Option<&'a str>,
+    ) -> Result<ResponseValue<types::EnvelopeForOrder>, Error<types::ApiError>> {
+        let url = format!(
+            "{}/internal/orders/{}", self.baseurl, encode_path(& order_id.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("customer", &customer))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "get_order_for_payment",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
     /**Start a payment for an order
 
-Called by payment-service after it notes a payment and before it records it as created, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a `pending` order whose `total_amount` equals `amount`, and answers with the order, its `payment_id` now naming the payment. From then on the order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409) until the payment's outcome is reported, so the payment is always for the order as it stands. Idempotent: attaching the same payment again answers 200. Another payment already under way is `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a settled order is `ORDER_NOT_PENDING` (409); another total is `AMOUNT_MISMATCH` (409); a payment released for this order (see `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is `ORDER_NOT_FOUND` (404).
+Called by payment-service after it notes a payment and before it records it as created, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a `pending` order whose `total_amount` equals `amount`, and answers with the order, its `payment_id` now naming the payment. From then on the order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409) until the payment's outcome is reported, so the payment is always for the order as it stands. With `customer`, an order that is not that customer's is `ORDER_NOT_FOUND`. Idempotent: attaching the same payment again answers 200. Another payment already under way is `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a settled order is `ORDER_NOT_PENDING` (409); another total is `AMOUNT_MISMATCH` (409); a payment released for this order (see `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is `ORDER_NOT_FOUND` (404).
 
 Sends a `POST` request to `/internal/orders/{orderId}/payment`
 
 Arguments:
 - `order_id`: The order's id (a UUID).
-- `webhook_id`: A unique id of this message, the same on every retry of it: the receiver's deduplication key.
 - `body`
 */
     pub async fn attach_payment<'a>(
         &'a self,
         order_id: &'a ::uuid::Uuid,
-        webhook_id: &'a str,
         body: &'a types::PaymentAttachment,
     ) -> Result<ResponseValue<types::EnvelopeForOrder>, Error<types::ApiError>> {
         let url = format!(
             "{}/internal/orders/{}/payment", self.baseurl, encode_path(& order_id
             .to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
-        header_map.append("webhook-id", webhook_id.to_string().try_into()?);
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -540,26 +593,23 @@ Sends a `POST` request to `/internal/orders/{orderId}/released-payments`
 
 Arguments:
 - `order_id`: The order's id (a UUID).
-- `webhook_id`: A unique id of this message, the same on every retry of it: the receiver's deduplication key.
 - `body`
 */
     pub async fn release_payment<'a>(
         &'a self,
         order_id: &'a ::uuid::Uuid,
-        webhook_id: &'a str,
         body: &'a types::PaymentRelease,
     ) -> Result<ResponseValue<types::EnvelopeForOrder>, Error<types::ApiError>> {
         let url = format!(
             "{}/internal/orders/{}/released-payments", self.baseurl, encode_path(&
             order_id.to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
-        header_map.append("webhook-id", webhook_id.to_string().try_into()?);
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -591,27 +641,22 @@ Arguments:
     }
     /**Report a payment outcome
 
-Called by payment-service, signed per Standard Webhooks with a secret both services share; a missing, stale or invalid signature is `UNAUTHORIZED` (401) and changes nothing. `success` moves a `pending` order to `paid` if `amount` equals its `total_amount` (`AMOUNT_MISMATCH`, 409, otherwise); `failed` moves it to `failed`. Delivery is at-least-once, so the same report again answers 200 and changes nothing; a report that contradicts the settled order (the other outcome, or another payment) is `ORDER_ALREADY_SETTLED` (409), and one for another payment than the one under way is `ORDER_PAYMENT_IN_PROGRESS` (409).
+Called by payment-service, signed per Standard Webhooks with a secret both services share, over the method, the path and the body; a missing, stale, invalid or replayed signature is `UNAUTHORIZED` (401) and changes nothing. `success` moves a `pending` order to `paid` if `amount` equals its `total_amount` (`AMOUNT_MISMATCH`, 409, otherwise); `failed` moves it to `failed`. Delivery is at-least-once, so the same report again answers 200 and changes nothing; a report that contradicts the settled order (the other outcome, or another payment) is `ORDER_ALREADY_SETTLED` (409), and one for another payment than the one under way is `ORDER_PAYMENT_IN_PROGRESS` (409).
 
 Sends a `POST` request to `/internal/payment-callback`
 
-Arguments:
-- `webhook_id`: A unique id of this message, the same on every retry of it: the receiver's deduplication key.
-- `body`
 */
     pub async fn payment_callback<'a>(
         &'a self,
-        webhook_id: &'a str,
         body: &'a types::PaymentCallback,
     ) -> Result<ResponseValue<types::EnvelopeForOrder>, Error<types::ApiError>> {
         let url = format!("{}/internal/payment-callback", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
-        header_map.append("webhook-id", webhook_id.to_string().try_into()?);
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -644,6 +689,8 @@ Arguments:
     /**List orders
 
 Lists orders oldest first, in pages of at most `limit`. Follow `next_page` until it is `null` to see every order exactly once, even while others are being created or deleted.
+
+Needs scope `orders:read`, and lists the caller's own orders; with `admin`, every order.
 
 Sends a `GET` request to `/orders`
 
@@ -702,6 +749,8 @@ Creates a `pending` order whose `total_amount` is `price × quantity`. A total t
 
 Send an `Idempotency-Key` to make the create safe to retry after a timeout, a lost connection or `OUTCOME_UNKNOWN` (503: the database did not confirm in time whether the order was made): one order per key, and every retry answered with it. Without a key, such a retry may make a second order; list the orders to see. A `SERVICE_UNAVAILABLE` (503) means that nothing was made.
 
+Needs scope `orders:write`; the order belongs to the token's `sub`. An `Idempotency-Key` is the caller's own: another caller's same key is another key.
+
 Sends a `POST` request to `/orders`
 
 Arguments:
@@ -754,6 +803,8 @@ Arguments:
     }
     /**Fetch an order
 
+Needs scope `orders:read`; another customer's order is `ORDER_NOT_FOUND` (404), as if it did not exist. With `admin`, any order.
+
 Sends a `GET` request to `/orders/{orderId}`
 
 Arguments:
@@ -803,6 +854,8 @@ Arguments:
     /**Replace a pending order
 
 Replaces the item, quantity and price of a `pending` order and recomputes its total. An order that is already `paid` or `failed` cannot change: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
+
+Needs scope `orders:write`; another customer's order is `ORDER_NOT_FOUND` (404).
 
 Sends a `PUT` request to `/orders/{orderId}`
 
@@ -856,6 +909,8 @@ Arguments:
     /**Delete a pending order
 
 Deletes a `pending` order and answers with it as it was. Later reads of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be deleted: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
+
+Needs scope `orders:write`; another customer's order is `ORDER_NOT_FOUND` (404).
 
 Sends a `DELETE` request to `/orders/{orderId}`
 

@@ -57,12 +57,21 @@
 //! # }
 //! ```
 //!
-//! The internal operations, `payment_callback` and `attach_payment`, are
-//! signed per Standard Webhooks when the context holds the shared secret
-//! ([`ClientContext::with_callback_secret`]): the hook adds
-//! `webhook-timestamp` and `webhook-signature` over the exact body bytes.
+//! Every public operation needs an OAuth 2.0 access token from the
+//! operator's identity provider: give it with [`ClientContext::with_token`],
+//! and replace it before it expires with [`Client::set_token`] (clients
+//! made from one context share the token).
+//!
+//! The internal operations (`payment_callback`, `attach_payment`,
+//! `release_payment`, `get_order_for_payment`) are signed per Standard
+//! Webhooks when the context holds the shared secret
+//! ([`ClientContext::with_callback_secret`]): the hook gives each attempt a
+//! new `webhook-id` and signs it with `webhook-timestamp` and
+//! `webhook-signature` over the method, the path and query, and the exact
+//! body bytes.
 
 use standardwebhooks::Webhook;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 include!("generated.rs");
@@ -72,15 +81,32 @@ include!("generated.rs");
 pub struct ClientContext {
     callback_secret: Option<String>,
     request_id: Option<String>,
+    token: Arc<RwLock<Option<String>>>,
 }
 
 impl ClientContext {
-    /// Signs `payment_callback` requests with this Standard Webhooks secret
+    /// Signs the internal operations with this Standard Webhooks secret
     /// (`whsec_` + base64).
     pub fn with_callback_secret(secret: impl Into<String>) -> Self {
         ClientContext {
             callback_secret: Some(secret.into()),
-            request_id: None,
+            ..ClientContext::default()
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every public operation.
+    pub fn with_token(token: impl Into<String>) -> Self {
+        ClientContext {
+            token: Arc::new(RwLock::new(Some(token.into()))),
+            ..ClientContext::default()
+        }
+    }
+
+    /// The same context, also signing the internal operations with `secret`.
+    pub fn and_callback_secret(self, secret: impl Into<String>) -> Self {
+        ClientContext {
+            callback_secret: Some(secret.into()),
+            ..self
         }
     }
 }
@@ -96,10 +122,16 @@ impl Client {
         };
         Client::new_with_client(self.baseurl(), self.client().clone(), context)
     }
+
+    /// Replaces the bearer token, for this client and every client sharing
+    /// its context: call it with a fresh token before the old one expires.
+    pub fn set_token(&self, token: impl Into<String>) {
+        *self.inner().token.write().expect("token lock") = Some(token.into());
+    }
 }
 
 impl std::fmt::Debug for ClientContext {
-    // By hand, so the secret never reaches a log.
+    // By hand, so neither the secret nor the token reaches a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientContext")
             .field(
@@ -107,9 +139,18 @@ impl std::fmt::Debug for ClientContext {
                 &self.callback_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("request_id", &self.request_id)
+            .field("token", &"<redacted>")
             .finish()
     }
 }
+
+/// The operations signed instead of carrying a bearer token.
+const SIGNED: [&str; 4] = [
+    "payment_callback",
+    "attach_payment",
+    "release_payment",
+    "get_order_for_payment",
+];
 
 impl ClientHooks<ClientContext> for Client {
     async fn pre<E>(
@@ -117,42 +158,58 @@ impl ClientHooks<ClientContext> for Client {
         request: &mut reqwest::Request,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
-        if let Some(id) = &self.inner().request_id {
+        let context = self.inner();
+        if let Some(id) = &context.request_id {
             let value = id
                 .parse()
                 .map_err(|e| Error::Custom(format!("request id is not a header value: {e}")))?;
             request.headers_mut().insert("x-request-id", value);
         }
-        match (&self.inner().callback_secret, info.operation_id) {
-            (Some(secret), "payment_callback" | "attach_payment" | "release_payment") => {
-                sign(secret, request).map_err(Error::Custom)
-            }
-            _ => Ok(()),
+        if SIGNED.contains(&info.operation_id) {
+            return match &context.callback_secret {
+                Some(secret) => sign(secret, request).map_err(Error::Custom),
+                None => Ok(()),
+            };
         }
+        if let Some(token) = context.token.read().expect("token lock").as_deref() {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|e| Error::Custom(format!("the token is not a header value: {e}")))?;
+            request
+                .headers_mut()
+                .insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Ok(())
     }
 }
 
-/// Adds the Standard Webhooks timestamp and signature over the body exactly
-/// as it will be sent; the `webhook-id` is the caller's.
+/// Signs the request as it will be sent: a new `webhook-id`, the time, and
+/// the signature over `{METHOD} {path and query}\n{body}`.
 fn sign(secret: &str, request: &mut reqwest::Request) -> Result<(), String> {
-    let id = request
-        .headers()
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("webhook-id header missing")?
-        .to_string();
-    let body = request
-        .body()
-        .and_then(reqwest::Body::as_bytes)
-        .ok_or("callback body is not buffered")?;
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let target = match request.url().query() {
+        Some(query) => format!("{}?{query}", request.url().path()),
+        None => request.url().path().to_string(),
+    };
+    let body = match request.body() {
+        Some(body) => body.as_bytes().ok_or("the body is not buffered")?,
+        None => &[],
+    };
+    let mut content = format!("{} {target}\n", request.method()).into_bytes();
+    content.extend_from_slice(body);
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| format!("system clock before 1970: {e}"))?
         .as_secs() as i64;
     let signature = Webhook::new(secret)
-        .and_then(|webhook| webhook.sign(&id, timestamp, body))
-        .map_err(|e| format!("cannot sign the callback: {e}"))?;
+        .and_then(|webhook| webhook.sign(&id, timestamp, &content))
+        .map_err(|e| format!("cannot sign the request: {e}"))?;
     let headers = request.headers_mut();
+    headers.insert(
+        "webhook-id",
+        id.parse()
+            .map_err(|e| format!("id is not a header value: {e}"))?,
+    );
     headers.insert("webhook-timestamp", timestamp.into());
     headers.insert(
         "webhook-signature",

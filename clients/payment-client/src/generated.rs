@@ -34,7 +34,7 @@ This is the original system's response shape, kept so its clients keep working.*
     ///The machine-readable and the human-readable description of an error.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ErrorData {
-        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
+        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`, `INVALID_TOKEN`, `INSUFFICIENT_SCOPE`. New codes may be added; treat unknown ones by their HTTP status.
         pub error_code: ::std::string::String,
         ///What happened and what to change, for a person to read. Not stable: do not parse it.
         pub message: ::std::string::String,
@@ -398,10 +398,11 @@ units. Requests outside this document (an unknown path, or a method a path
 does not have) are answered 404 or 405 with the framework's own
 `{"request_id", "message"}` body.
 
-Version: 1.2.0*/
+Version: 2.0.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
+    pub(crate) inner: crate::ClientContext,
 }
 impl Client {
     /// Create a new client.
@@ -409,7 +410,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str) -> Self {
+    pub fn new(baseurl: &str, inner: crate::ClientContext) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -417,7 +418,7 @@ impl Client {
         };
         #[cfg(target_arch = "wasm32")]
         let client = reqwest::ClientBuilder::new();
-        Self::new_with_client(baseurl, client.build().unwrap())
+        Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
     /// allowing more control over its configuration.
@@ -425,16 +426,21 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new_with_client(baseurl: &str, client: reqwest::Client) -> Self {
+    pub fn new_with_client(
+        baseurl: &str,
+        client: reqwest::Client,
+        inner: crate::ClientContext,
+    ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
             client,
+            inner,
         }
     }
 }
-impl ClientInfo<()> for Client {
+impl ClientInfo<crate::ClientContext> for Client {
     fn api_version() -> &'static str {
-        "1.2.0"
+        "2.0.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -442,18 +448,20 @@ impl ClientInfo<()> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &() {
-        &()
+    fn inner(&self) -> &crate::ClientContext {
+        &self.inner
     }
 }
-impl ClientHooks<()> for &Client {}
+impl ClientHooks<crate::ClientContext> for &Client {}
 #[allow(clippy::all)]
 impl Client {
     /**Create a payment for an order
 
 Creates a `pending` payment after order-service has attached it to the order, which requires the order to exist (`ORDER_NOT_FOUND`, 404), be `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount` (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or deleted until the payment succeeds or fails. An order has at most one payment: creating one again with the same `amount` and `provider` answers 200 with the existing payment; another amount is `AMOUNT_MISMATCH` (400), another provider `PAYMENT_EXISTS` (409). A payment nobody settles expires after 24 hours (the service's `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If order-service cannot be reached the answer is `ORDER_SERVICE_UNAVAILABLE` (503) and no payment was created. If it does not answer in time whether it took the payment, the answer is `OUTCOME_UNKNOWN` (503), or `ORDER_SERVICE_BAD_RESPONSE` (502) if its answer is unreadable: send the same request again, which answers the payment or why there is none (a payment left unfinished is given up by the service within a few timeouts, and its order is free again).
 
-Send an `Idempotency-Key` to make the create safe to retry: every retry with the key is answered as the first request was, refusals included, until the key expires.
+Send an `Idempotency-Key` to make the create safe to retry: every retry with the key is answered as the first request was, refusals included, until the key expires. Keys are the caller's own: another caller's same key is another key.
+
+Needs scope `payments:write`, and the order must be the caller's (order-service decides): another customer's order is `ORDER_NOT_FOUND` (404), as if it did not exist.
 
 Sends a `POST` request to `/payments`
 
@@ -509,6 +517,8 @@ Arguments:
 
 Moves a `pending` payment to `failed`; any other transition is `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and the order becomes `failed`.
 
+Needs scope `payments:settle`, like `mark_payment_success`.
+
 Sends a `PUT` request to `/payments/failed/{paymentId}`
 
 Arguments:
@@ -559,6 +569,8 @@ Arguments:
 
 Moves a `pending` payment to `success` and sets `paid_at`; any other transition is `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and the order becomes `paid`.
 
+Needs scope `payments:settle` (the payment provider's connector or the back office), which acts on any payment; a customer cannot settle even their own.
+
 Sends a `PUT` request to `/payments/success/{paymentId}`
 
 Arguments:
@@ -607,6 +619,8 @@ Arguments:
         }
     }
     /**Fetch a payment
+
+Needs scope `payments:read`, and answers the caller's own payments; another customer's is `PAYMENT_NOT_FOUND` (404), as if it did not exist. With `payments:settle` or `admin`, any payment.
 
 Sends a `GET` request to `/payments/{paymentId}`
 

@@ -4,7 +4,8 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), payment_client::Error<payment_client::types::ApiError>> {
-//! let client = payment_client::Client::new("http://localhost:8081");
+//! let context = payment_client::ClientContext::with_token("<access token>");
+//! let client = payment_client::Client::new("http://localhost:8081", context);
 //! let request = payment_client::types::PaymentRequest {
 //!     order_id: "7f0c3a1e-5b6d-4c8e-9f10-2a3b4c5d6e7f".parse().unwrap(),
 //!     amount: std::num::NonZeroU64::new(2500).unwrap(),
@@ -16,4 +17,62 @@
 //! # }
 //! ```
 
+//!
+//! Every operation needs an OAuth 2.0 access token from the operator's
+//! identity provider: give it with [`ClientContext::with_token`], and
+//! replace it before it expires with [`Client::set_token`]. Settling a
+//! payment needs a token with scope `payments:settle`.
+
+use std::sync::{Arc, RwLock};
+
 include!("generated.rs");
+
+/// What the client's hook needs besides the request: the bearer token.
+#[derive(Clone, Default)]
+pub struct ClientContext {
+    token: Arc<RwLock<Option<String>>>,
+}
+
+impl ClientContext {
+    /// Sends `Authorization: Bearer <token>` on every operation.
+    pub fn with_token(token: impl Into<String>) -> Self {
+        ClientContext {
+            token: Arc::new(RwLock::new(Some(token.into()))),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientContext {
+    // By hand, so the token never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientContext")
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Client {
+    /// Replaces the bearer token, for this client and every client sharing
+    /// its context: call it with a fresh token before the old one expires.
+    pub fn set_token(&self, token: impl Into<String>) {
+        *self.inner().token.write().expect("token lock") = Some(token.into());
+    }
+}
+
+impl ClientHooks<ClientContext> for Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        _info: &OperationInfo,
+    ) -> Result<(), Error<E>> {
+        if let Some(token) = self.inner().token.read().expect("token lock").as_deref() {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|e| Error::Custom(format!("the token is not a header value: {e}")))?;
+            request
+                .headers_mut()
+                .insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Ok(())
+    }
+}

@@ -82,6 +82,12 @@ async fn run(dir: &Path, config: &PathBuf, url: &str, filter: &[&str]) {
         .arg("--config-file")
         .arg(config)
         .args(["--no-color", "run", CONTRACT, "--url", url])
+        // A caller with every scope, so requests reach the operations.
+        .arg("--header")
+        .arg(format!(
+            "Authorization: Bearer {}",
+            harness::issuer::caller_token()
+        ))
         .args(filter)
         .args([
             "--exclude-path-regex",

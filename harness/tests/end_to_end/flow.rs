@@ -173,7 +173,7 @@ async fn paying_an_order_that_is_not_pending_is_a_409() {
     system
         .orders
         .client
-        .payment_callback("elsewhere", &callback)
+        .payment_callback(&callback)
         .await
         .unwrap();
 
@@ -308,22 +308,16 @@ async fn the_same_callback_delivered_again_changes_the_order_once() {
         order_client::types::PaymentOutcome::Success,
         900,
     );
-    let webhook_id = format!("msg_{}", payment.id.simple());
 
     for _ in 0..5 {
         system
             .orders
             .client
-            .payment_callback(&webhook_id, &callback)
+            .payment_callback(&callback)
             .await
             .unwrap();
     }
-    let concurrent = (0..5).map(|_| {
-        system
-            .orders
-            .client
-            .payment_callback(&webhook_id, &callback)
-    });
+    let concurrent = (0..5).map(|_| system.orders.client.payment_callback(&callback));
     for result in futures::future::join_all(concurrent).await {
         assert_eq!(
             result.unwrap().into_inner().data.updated_at,

@@ -141,10 +141,10 @@ async fn a_create_interrupted_after_attaching_is_completed_by_the_next() {
     signed
         .attach_payment(
             &order.id,
-            &format!("attach_{}", attached.simple()),
             &PaymentAttachment {
                 payment_id: attached,
                 amount: NonZeroU64::new(500).unwrap(),
+                customer: Some(harness::issuer::CALLER.to_string()),
             },
         )
         .await
@@ -203,8 +203,10 @@ async fn a_payment_nobody_settles_expires_and_fails_its_order() {
 
 /// `payment-service reconcile`, as an operator runs it.
 async fn reconcile(system: &System) -> String {
+    let mut settings = system.payments.settings().clone();
+    settings.order_service.token = Some(harness::issuer::token("back-office", "admin"));
     payment_service::run_command(
-        system.payments.settings(),
+        &settings,
         &payment_service::Command::Reconcile,
         &harness::test_logger("reconcile"),
     )

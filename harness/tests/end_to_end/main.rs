@@ -3,6 +3,7 @@
 //! proxy, so every response either service gives is checked against
 //! openapi.yaml.
 
+mod access;
 mod contract_fuzzing;
 mod docs;
 mod flow;

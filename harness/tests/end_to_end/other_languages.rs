@@ -31,6 +31,21 @@ async fn run(dir: &Path, command: &mut Command) -> String {
     text
 }
 
+/// A customer's token and the settlement connector's, as the tests read them.
+fn tokens() -> [(&'static str, String); 2] {
+    use harness::issuer::token;
+    [
+        (
+            "CUSTOMER_TOKEN",
+            token(
+                "polyglot",
+                "orders:read orders:write payments:read payments:write",
+            ),
+        ),
+        ("SETTLEMENT_TOKEN", token("connector", "payments:settle")),
+    ]
+}
+
 /// A fresh directory under the test's temporary directory.
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -93,7 +108,8 @@ async fn the_python_client_runs_the_flow_and_raises_typed_errors() {
             .arg(repository().join("clients/python/tests"))
             .env("PYTHONPATH", &client)
             .env("ORDER_URL", system.orders.url(""))
-            .env("PAYMENT_URL", system.payments.url("")),
+            .env("PAYMENT_URL", system.payments.url(""))
+            .envs(tokens()),
     )
     .await;
     eprintln!("pytest: {}", report.lines().last().unwrap_or_default());
@@ -135,7 +151,8 @@ async fn the_typescript_client_runs_the_flow_and_rejects_with_typed_errors() {
         Command::new("node")
             .args(["--test", "out/test/"])
             .env("ORDER_URL", system.orders.url(""))
-            .env("PAYMENT_URL", system.payments.url("")),
+            .env("PAYMENT_URL", system.payments.url(""))
+            .envs(tokens()),
     )
     .await;
     assert!(report.contains("# fail 0"), "{report}");

@@ -40,9 +40,12 @@ impl Replicated {
         Replicated {
             order_client: order_client::Client::new(
                 &order_front.url(),
-                order_client::ClientContext::default(),
+                order_client::ClientContext::with_token(harness::issuer::caller_token()),
             ),
-            payment_client: payment_client::Client::new(&payment_front.url()),
+            payment_client: payment_client::Client::new(
+                &payment_front.url(),
+                payment_client::ClientContext::with_token(harness::issuer::caller_token()),
+            ),
             orders: vec![first_orders, second_orders],
             payments: vec![first_payments, second_payments],
             order_front,

@@ -105,6 +105,8 @@ impl Stack {
                 ("DATABASE_URL", cluster.connection_string(database)),
                 ("PORT", "0".to_string()),
                 ("PAYMENT_CALLBACK_SECRET", secret.clone()),
+                ("AUTH_ISSUER", harness::issuer::issuer().url().to_string()),
+                ("AUTH_AUDIENCE", harness::issuer::AUDIENCE.to_string()),
                 // Longer than the front's 50 ms readiness checks.
                 ("SHUTDOWN_DRAIN_MS", "300".to_string()),
             ]
@@ -157,9 +159,15 @@ async fn load(
     let errors = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..workers)
         .map(|_| {
-            let orders =
-                order_client::Client::new(&order_url, order_client::ClientContext::default());
-            let payments = payment_client::Client::new(&payment_url);
+            let token = harness::issuer::caller_token();
+            let orders = order_client::Client::new(
+                &order_url,
+                order_client::ClientContext::with_token(token.clone()),
+            );
+            let payments = payment_client::Client::new(
+                &payment_url,
+                payment_client::ClientContext::with_token(token),
+            );
             let (stop, paid, errors) = (stop.clone(), paid.clone(), errors.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
@@ -229,7 +237,10 @@ impl Load {
 
 /// Every one of `orders` reads `paid` within 20 s.
 async fn all_paid(front: &ConformanceProxy, orders: &[Uuid]) {
-    let client = order_client::Client::new(&front.url(), order_client::ClientContext::default());
+    let client = order_client::Client::new(
+        &front.url(),
+        order_client::ClientContext::with_token(harness::issuer::caller_token()),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     for id in orders {
         loop {

@@ -3,7 +3,7 @@
 
 use crate::{assert_error, create_order, error_body, order_request, send};
 use harness::order_service::OrderServiceTest;
-use harness::webhook::{new_secret, now, signature};
+use harness::webhook::{CALLBACK, new_secret, now, signature};
 use order_client::types::{Order, OrderStatus, PaymentCallback, PaymentOutcome as Outcome};
 use reqwest::{Method, StatusCode};
 use std::num::NonZeroU64;
@@ -48,7 +48,7 @@ async fn a_successful_payment_marks_the_order_paid() {
 
     let settled = test
         .client
-        .payment_callback("msg_1", &report(&order, payment, Outcome::Success, 15_000))
+        .payment_callback(&report(&order, payment, Outcome::Success, 15_000))
         .await
         .unwrap();
 
@@ -75,10 +75,7 @@ async fn a_failed_payment_marks_the_order_failed() {
 
     let settled = test
         .client
-        .payment_callback(
-            "msg_1",
-            &report(&order, Uuid::new_v4(), Outcome::Failed, 15_000),
-        )
+        .payment_callback(&report(&order, Uuid::new_v4(), Outcome::Failed, 15_000))
         .await
         .unwrap()
         .into_inner()
@@ -95,7 +92,7 @@ async fn the_same_report_again_is_a_200_that_changes_nothing() {
     let callback = report(&order, Uuid::new_v4(), Outcome::Success, 15_000);
     let first = test
         .client
-        .payment_callback("msg_1", &callback)
+        .payment_callback(&callback)
         .await
         .unwrap()
         .into_inner()
@@ -104,7 +101,7 @@ async fn the_same_report_again_is_a_200_that_changes_nothing() {
     for _ in 0..5 {
         let again = test
             .client
-            .payment_callback("msg_1", &callback)
+            .payment_callback(&callback)
             .await
             .unwrap()
             .into_inner()
@@ -115,8 +112,7 @@ async fn the_same_report_again_is_a_200_that_changes_nothing() {
         );
     }
     let concurrent =
-        futures::future::join_all((0..5).map(|_| test.client.payment_callback("msg_1", &callback)))
-            .await;
+        futures::future::join_all((0..5).map(|_| test.client.payment_callback(&callback))).await;
     for reply in concurrent {
         assert_eq!(
             reply.unwrap().into_inner().data.updated_at,
@@ -133,8 +129,7 @@ async fn concurrent_first_deliveries_settle_the_order_once() {
     let callback = report(&order, Uuid::new_v4(), Outcome::Success, 15_000);
 
     let replies =
-        futures::future::join_all((0..5).map(|_| test.client.payment_callback("msg_1", &callback)))
-            .await;
+        futures::future::join_all((0..5).map(|_| test.client.payment_callback(&callback))).await;
 
     let orders: Vec<Order> = replies
         .into_iter()
@@ -154,14 +149,14 @@ async fn a_report_contradicting_a_settled_order_is_a_409() {
     let order = pending_order(&test).await;
     let payment = Uuid::new_v4();
     test.client
-        .payment_callback("msg_1", &report(&order, payment, Outcome::Success, 15_000))
+        .payment_callback(&report(&order, payment, Outcome::Success, 15_000))
         .await
         .unwrap();
 
     let other_outcome = report(&order, payment, Outcome::Failed, 15_000);
     let other_payment = report(&order, Uuid::new_v4(), Outcome::Success, 15_000);
     for callback in [other_outcome, other_payment] {
-        let (status, error) = error_body(test.client.payment_callback("msg_2", &callback).await);
+        let (status, error) = error_body(test.client.payment_callback(&callback).await);
         assert_eq!(
             (status, error.data.error_code.as_str()),
             (StatusCode::CONFLICT, "ORDER_ALREADY_SETTLED")
@@ -188,10 +183,7 @@ async fn a_success_for_another_amount_is_a_409_and_the_order_stays_pending() {
 
     let (status, error) = error_body(
         test.client
-            .payment_callback(
-                "msg_1",
-                &report(&order, Uuid::new_v4(), Outcome::Success, 14_999),
-            )
+            .payment_callback(&report(&order, Uuid::new_v4(), Outcome::Success, 14_999))
             .await,
     );
 
@@ -225,10 +217,7 @@ async fn a_report_for_an_unknown_order_is_a_404() {
 
     let (status, error) = error_body(
         test.client
-            .payment_callback(
-                "msg_1",
-                &report(&ghost, Uuid::new_v4(), Outcome::Success, 15_000),
-            )
+            .payment_callback(&report(&ghost, Uuid::new_v4(), Outcome::Success, 15_000))
             .await,
     );
 
@@ -244,10 +233,7 @@ async fn a_settled_order_can_no_longer_be_changed_or_deleted() {
     let test = OrderServiceTest::start().await;
     let order = pending_order(&test).await;
     test.client
-        .payment_callback(
-            "msg_1",
-            &report(&order, Uuid::new_v4(), Outcome::Failed, 15_000),
-        )
+        .payment_callback(&report(&order, Uuid::new_v4(), Outcome::Failed, 15_000))
         .await
         .unwrap();
 
@@ -287,24 +273,26 @@ async fn a_settled_order_can_no_longer_be_changed_or_deleted() {
 /// One delivery attempt: a body and the webhook headers sent with it.
 struct Attempt {
     body: String,
-    id: Option<&'static str>,
+    id: Option<String>,
     timestamp: Option<String>,
     signature: Option<String>,
 }
 
 impl Attempt {
-    fn signed(secret: &str, id: &'static str, timestamp: i64, body: &str) -> Attempt {
+    /// Signed as message `id`, made unique: each id is accepted once.
+    fn signed(secret: &str, id: &str, timestamp: i64, body: &str) -> Attempt {
+        let id = format!("{id}_{}", Uuid::new_v4().simple());
         Attempt {
             body: body.to_string(),
+            signature: Some(signature(secret, &id, timestamp, CALLBACK, body.as_bytes())),
             id: Some(id),
             timestamp: Some(timestamp.to_string()),
-            signature: Some(signature(secret, id, timestamp, body.as_bytes())),
         }
     }
 
     async fn post(&self, test: &OrderServiceTest<'_>) -> (StatusCode, serde_json::Value) {
         let mut headers = vec![];
-        headers.extend(self.id.map(|id| ("webhook-id", id)));
+        headers.extend(self.id.as_deref().map(|id| ("webhook-id", id)));
         headers.extend(self.timestamp.as_deref().map(|t| ("webhook-timestamp", t)));
         headers.extend(self.signature.as_deref().map(|s| ("webhook-signature", s)));
         post_callback(test, &self.body, &headers).await
@@ -374,7 +362,7 @@ async fn unsigned_stale_tampered_or_foreign_callbacks_are_401_and_change_nothing
         (
             "another id",
             Attempt {
-                id: Some("msg_2"),
+                id: Some("msg_2".to_string()),
                 ..valid()
             },
         ),
@@ -449,12 +437,14 @@ async fn during_a_rotation_either_secret_is_accepted() {
         })
         .to_string();
         let ts = now();
+        let attempt = Attempt::signed(&current, "msg_r", ts, &body);
+        let id = attempt.id.clone().unwrap();
         let both = signatures
             .iter()
-            .map(|s| signature(s, "msg_r", ts, body.as_bytes()));
+            .map(|s| signature(s, &id, ts, CALLBACK, body.as_bytes()));
         let attempt = Attempt {
             signature: Some(both.collect::<Vec<_>>().join(" ")),
-            ..Attempt::signed(&current, "msg_r", ts, &body)
+            ..attempt
         };
         let (status, reply) = attempt.post(&test).await;
         assert_eq!(status, StatusCode::OK, "{reply}");

@@ -83,8 +83,10 @@ async fn the_first_reads_arriving_together_are_all_answered() {
         connections.push(TcpStream::connect(test.direct_addr()).await.unwrap());
     }
     let request = format!(
-        "GET /orders/{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        order.id
+        "GET /orders/{} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Connection: close\r\n\r\n",
+        order.id,
+        harness::issuer::caller_token()
     );
     for connection in &mut connections {
         connection.write_all(request.as_bytes()).await.unwrap();
@@ -128,7 +130,7 @@ async fn a_connection_for_reads_that_stops_answering_is_replaced() {
         .await
         .query_one(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND query LIKE 'SELECT id, item_name%FROM orders WHERE id = $1'",
+             AND query LIKE 'SELECT id, item_name%FROM orders WHERE id = $1 AND %owner = $2)'",
             &[],
         )
         .await

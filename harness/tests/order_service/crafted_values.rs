@@ -84,13 +84,20 @@ fn a_signature_at_any_timestamp_is_accepted_only_within_five_minutes() {
     .to_string();
     let result = runner(200).run(&timestamp(), |timestamp| {
         runtime.block_on(async {
-            let signature =
-                harness::webhook::signature(test.secret(), "msg_1", timestamp, body.as_bytes());
+            // Each case a new message: a signed request is accepted once.
+            let id = format!("msg_{}", Uuid::new_v4().simple());
+            let signature = harness::webhook::signature(
+                test.secret(),
+                &id,
+                timestamp,
+                harness::webhook::CALLBACK,
+                body.as_bytes(),
+            );
             let response = test
                 .http
                 .post(test.url("/internal/payment-callback"))
                 .header("content-type", "application/json")
-                .header("webhook-id", "msg_1")
+                .header("webhook-id", &id)
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", signature)
                 .body(body.clone())

@@ -37,11 +37,7 @@ async fn every_operation_is_unavailable(test: &OrderServiceTest<'_>, order: Uuid
             "get" => test.client.get_order(&order).await.map(drop),
             "update" => test.client.update_order(&order, &request).await.map(drop),
             "delete" => test.client.delete_order(&order).await.map(drop),
-            _ => test
-                .client
-                .payment_callback("msg_1", &callback)
-                .await
-                .map(drop),
+            _ => test.client.payment_callback(&callback).await.map(drop),
         };
         let elapsed = started.elapsed();
         let (status, error) = error_body(result);

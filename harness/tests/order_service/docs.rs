@@ -21,6 +21,6 @@ async fn the_docs_page_renders_every_order_service_operation() {
     .unwrap()
     .unwrap();
 
-    assert_eq!(rendered.len(), 8);
+    assert_eq!(rendered.len(), 9);
     test.cleanup().await;
 }

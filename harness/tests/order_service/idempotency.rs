@@ -162,10 +162,12 @@ async fn a_failure_worth_retrying_is_not_kept_so_the_retry_creates_the_order() {
 async fn a_key_abandoned_by_a_dead_attempt_is_taken_over_after_its_lease() {
     let test = OrderServiceTest::start().await;
     let db = test.database().await;
-    // What a process that died after claiming its key leaves behind.
+    // What a process that died after claiming its key leaves behind; keys
+    // are stored under their caller.
     let abandon = |key: &'static str, lease_left: &'static str| {
         let db = &db;
         async move {
+            let key = format!("{}\n{key}", harness::issuer::CALLER);
             db.execute(
                 "INSERT INTO idempotency_keys (key, request, attempt, locked_until) \
                  VALUES ($1, $2::text::jsonb, gen_random_uuid(), now() + $3::text::interval)",

@@ -148,10 +148,7 @@ async fn the_status_filter_lists_only_orders_in_that_state() {
             payment_status: PaymentOutcome::Success,
             amount: NonZeroU64::new(100 + i as u64).unwrap(),
         };
-        test.client
-            .payment_callback(&format!("msg_{i}"), &callback)
-            .await
-            .unwrap();
+        test.client.payment_callback(&callback).await.unwrap();
     }
 
     let paid: Vec<Uuid> = walk(&test, 2, Some(OrderStatus::Paid), async |_| {})

@@ -13,6 +13,7 @@ fn attachment(payment_id: Uuid, amount: u64) -> PaymentAttachment {
     PaymentAttachment {
         payment_id,
         amount: NonZeroU64::new(amount).unwrap(),
+        customer: None,
     }
 }
 
@@ -30,10 +31,9 @@ async fn attach(
     payment: Uuid,
     amount: u64,
 ) -> Result<Order, (StatusCode, String, String)> {
-    let message_id = format!("attach_{}", payment.simple());
     match test
         .client
-        .attach_payment(&order, &message_id, &attachment(payment, amount))
+        .attach_payment(&order, &attachment(payment, amount))
         .await
     {
         Ok(response) => Ok(response.into_inner().data),
@@ -86,11 +86,7 @@ async fn an_attached_payment_freezes_the_order_until_its_own_outcome() {
         payment_status: PaymentOutcome::Success,
         amount: NonZeroU64::new(6_000).unwrap(),
     };
-    let (status, code, _) = refused(
-        test.client
-            .payment_callback("msg_other", &report(other))
-            .await,
-    );
+    let (status, code, _) = refused(test.client.payment_callback(&report(other)).await);
     assert_eq!(
         (status, code.as_str()),
         in_progress,
@@ -114,7 +110,7 @@ async fn an_attached_payment_freezes_the_order_until_its_own_outcome() {
 
     let paid = test
         .client
-        .payment_callback("msg_own", &report(payment))
+        .payment_callback(&report(payment))
         .await
         .unwrap()
         .into_inner()
@@ -157,7 +153,7 @@ async fn an_attachment_for_another_total_an_unknown_order_or_unsigned_is_refused
     let unsigned = order_client::Client::new(&test.url(""), order_client::ClientContext::default());
     let (status, code, _) = refused(
         unsigned
-            .attach_payment(&order.id, "attach_x", &attachment(Uuid::new_v4(), 6_000))
+            .attach_payment(&order.id, &attachment(Uuid::new_v4(), 6_000))
             .await,
     );
     assert_eq!(
@@ -181,7 +177,6 @@ async fn release(test: &OrderServiceTest<'_>, order: Uuid, payment: Uuid) -> Ord
     test.client
         .release_payment(
             &order,
-            &format!("release_{}", payment.simple()),
             &order_client::types::PaymentRelease {
                 payment_id: payment,
             },
@@ -233,7 +228,6 @@ async fn a_released_payment_is_never_attached_and_an_attached_one_is_never_relea
         test.client
             .release_payment(
                 &Uuid::new_v4(),
-                "release_x",
                 &order_client::types::PaymentRelease {
                     payment_id: given_up,
                 },

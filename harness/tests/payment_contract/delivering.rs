@@ -108,7 +108,7 @@ async fn the_settling_instance_delivers_its_outcome_at_once_without_waiting_for_
 }
 
 #[tokio::test]
-async fn failed_deliveries_are_retried_with_the_same_message_id() {
+async fn failed_deliveries_are_retried_each_with_a_new_message_id_for_the_same_request() {
     let mocked = Mocked::start(|_| {}).await;
     let (order, payment) = pending_payment(&mocked).await;
     for (failure, priority) in [
@@ -151,13 +151,22 @@ async fn failed_deliveries_are_retried_with_the_same_message_id() {
 
     let sent = mocked.sent("POST", CALLBACK).await;
     assert_eq!(sent.len(), 5, "four failures, then the delivery");
-    let ids: Vec<_> = sent
+    let ids: std::collections::HashSet<_> = sent
         .iter()
         .map(|r| r.headers["webhook-id"].clone())
         .collect();
+    assert_eq!(
+        ids.len(),
+        5,
+        "a message id was sent twice, as a replay: {ids:?}"
+    );
+    let requests: Vec<_> = sent
+        .iter()
+        .map(|r| r.headers["x-request-id"].clone())
+        .collect();
     assert!(
-        ids.iter().all(|id| *id == ids[0]),
-        "message id changed between attempts: {ids:?}"
+        requests.iter().all(|id| *id == requests[0]),
+        "the settling request's id changed between attempts: {requests:?}"
     );
     assert!(
         sent.iter().all(|r| signed_with(&mocked.secret, r)),
@@ -425,14 +434,13 @@ async fn an_outcome_claimed_by_an_instance_that_died_is_delivered_by_another_aft
         taken_over + Duration::from_millis(500) >= lease,
         "taken over after {taken_over:?}, before the lease ended"
     );
-    let ids: Vec<_> = mocked
-        .sent("POST", CALLBACK)
-        .await
-        .iter()
-        .map(|r| r.headers["webhook-id"].clone())
-        .collect();
-    assert_eq!(ids.len(), 2);
-    assert_eq!(ids[0], ids[1]);
+    let sent = mocked.sent("POST", CALLBACK).await;
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0].headers["webhook-id"], sent[1].headers["webhook-id"]);
+    assert_eq!(
+        sent[0].body, sent[1].body,
+        "the same outcome, delivered again"
+    );
     eprintln!(
         "claim of a dead instance taken over {taken_over:?} after the crash (lease {lease:?})"
     );

@@ -60,7 +60,7 @@ async fn a_refusal_is_kept_for_retries_and_an_outage_is_not() {
     let mocked = Mocked::start(|_| {}).await;
     let (unknown, busy) = (Uuid::new_v4(), Uuid::new_v4());
     Mock::given(method("GET"))
-        .and(path(format!("/orders/{unknown}")))
+        .and(path(format!("/internal/orders/{unknown}")))
         .respond_with(
             ResponseTemplate::new(404).set_body_json(error_envelope(404, "ORDER_NOT_FOUND")),
         )
@@ -76,7 +76,7 @@ async fn a_refusal_is_kept_for_retries_and_an_outage_is_not() {
     }
     assert_eq!(
         mocked
-            .sent("GET", &format!("/orders/{unknown}"))
+            .sent("GET", &format!("/internal/orders/{unknown}"))
             .await
             .len(),
         1,

@@ -38,7 +38,7 @@ impl Mocked {
         }
     }
 
-    /// order-service will answer `GET /orders/{id}` with this order, attach
+    /// order-service will answer `GET /internal/orders/{id}` with this order, attach
     /// a payment to it as order-service does: to a pending order of that
     /// total (409 `ORDER_NOT_PENDING` or `AMOUNT_MISMATCH` otherwise), and
     /// answer a release with the order, which holds no payment.
@@ -78,11 +78,11 @@ impl Mocked {
             .await;
     }
 
-    /// order-service will answer `GET /orders/{id}` with this order (and
-    /// nothing else about it).
+    /// order-service will answer `GET /internal/orders/{id}` with this order
+    /// (and nothing else about it).
     pub async fn order_reads_as(&self, id: Uuid, total_amount: i64, status: &str) {
         Mock::given(method("GET"))
-            .and(path(format!("/orders/{id}")))
+            .and(path(format!("/internal/orders/{id}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(order_envelope(
                 id,
                 total_amount,
@@ -231,10 +231,17 @@ pub async fn create_payment(
     (response.status(), response.json().await.unwrap())
 }
 
-/// Verifies the Standard Webhooks signature over the exact bytes received.
+/// Verifies the Standard Webhooks signature over the method, the path and
+/// query, and the exact body bytes received.
 pub fn signed_with(secret: &str, request: &wiremock::Request) -> bool {
+    let target = match request.url.query() {
+        Some(query) => format!("{}?{query}", request.url.path()),
+        None => request.url.path().to_string(),
+    };
+    let mut content = format!("{} {target}\n", request.method).into_bytes();
+    content.extend_from_slice(&request.body);
     standardwebhooks::Webhook::new(secret)
         .unwrap()
-        .verify(&request.body, &request.headers)
+        .verify(&content, &request.headers)
         .is_ok()
 }

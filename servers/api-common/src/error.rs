@@ -17,6 +17,12 @@ pub struct ApiError {
     pub status: String,
     /// What went wrong.
     pub data: ErrorData,
+    /// The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750): a
+    /// header, not part of the body. An operation that may answer one
+    /// returns [`Answer`](crate::Answer), which can send it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub challenge: Option<String>,
 }
 
 /// The machine-readable and the human-readable description of an error.
@@ -29,7 +35,7 @@ pub struct ErrorData {
     /// `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`,
     /// `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`,
     /// `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`,
-    /// `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
+    /// `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`, `INVALID_TOKEN`, `INSUFFICIENT_SCOPE`. New codes may be added; treat unknown ones by their HTTP status.
     pub error_code: String,
     /// What happened and what to change, for a person to read. Not stable: do not parse it.
     pub message: String,
@@ -67,6 +73,8 @@ pub enum ErrorCode {
     OutcomeUnknown,
     PaymentExists,
     PaymentReleased,
+    InvalidToken,
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -99,6 +107,8 @@ impl ErrorCode {
             ErrorCode::OutcomeUnknown => "OUTCOME_UNKNOWN",
             ErrorCode::PaymentExists => "PAYMENT_EXISTS",
             ErrorCode::PaymentReleased => "PAYMENT_RELEASED",
+            ErrorCode::InvalidToken => "INVALID_TOKEN",
+            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
         }
     }
 }
@@ -112,6 +122,15 @@ impl ApiError {
                 error_code: code.as_str().to_string(),
                 message: message.into(),
             },
+            challenge: None,
+        }
+    }
+
+    /// The same error with a `WWW-Authenticate: challenge` header.
+    pub fn with_challenge(self, challenge: impl Into<String>) -> Self {
+        ApiError {
+            challenge: Some(challenge.into()),
+            ..self
         }
     }
 }

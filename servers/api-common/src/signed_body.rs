@@ -1,5 +1,6 @@
-//! A request body signed per Standard Webhooks, kept as the exact bytes
-//! received so the signature can be checked before anything is parsed.
+//! Requests signed per Standard Webhooks, kept as received (method, path
+//! and query, headers, the exact body bytes) so the signature can be
+//! checked before anything is parsed.
 
 use crate::json_body::{check_json_content_type, parse_json};
 use crate::{ApiError, ErrorCode};
@@ -25,14 +26,37 @@ use std::marker::PhantomData;
 /// `TypedBody<T>` plus the three `webhook-*` headers.
 #[derive(Debug)]
 pub struct SignedBody<T> {
-    headers: HeaderMap,
+    request: SignedRequest,
     body: Bytes,
     _type: PhantomData<fn() -> T>,
 }
 
+/// What a signature covers besides the body: the method, the request
+/// target (path and query, so the ids acted on) and the headers that carry
+/// the signature. Alone, the extractor of a signed request without a body.
+#[derive(Debug)]
+pub struct SignedRequest {
+    pub method: http::Method,
+    /// The path and query as received.
+    pub target: String,
+    pub headers: HeaderMap,
+}
+
+impl SignedRequest {
+    fn of(method: &http::Method, uri: &http::Uri, headers: &HeaderMap) -> SignedRequest {
+        SignedRequest {
+            method: method.clone(),
+            target: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string()),
+            headers: headers.clone(),
+        }
+    }
+}
+
 impl<T: DeserializeOwned> SignedBody<T> {
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+    pub fn request(&self) -> &SignedRequest {
+        &self.request
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -56,8 +80,9 @@ impl<T: DeserializeOwned> SignedBody<T> {
     reason = "documentation only: the signature is checked from the raw headers"
 )]
 struct WebhookHeaders {
-    /// A unique id of this message, the same on every retry of it: the
-    /// receiver's deduplication key.
+    /// A unique id of this attempt: a request whose id was accepted
+    /// before is refused as a replay, so every attempt, retries included,
+    /// is signed with a new one.
     #[serde(rename = "webhook-id")]
     webhook_id: String,
     /// When this attempt was signed, in Unix seconds. Attempts more than 5
@@ -65,8 +90,9 @@ struct WebhookHeaders {
     #[serde(rename = "webhook-timestamp")]
     webhook_timestamp: String,
     /// Space-separated signatures `v1,<base64>`: HMAC-SHA256 with the shared
-    /// secret over `{webhook-id}.{webhook-timestamp}.{body}`, the body being
-    /// the exact bytes sent. Several signatures may be given during a secret
+    /// secret over `{webhook-id}.{webhook-timestamp}.{METHOD} {path and
+    /// query}\n{body}`, the body being the exact bytes sent, so the
+    /// signature binds the operation and the ids in the path too. Several signatures may be given during a secret
     /// rotation; one valid signature is enough.
     #[serde(rename = "webhook-signature")]
     webhook_signature: String,
@@ -81,11 +107,11 @@ where
         rqctx: &RequestContext<Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
-        let headers = request.headers().clone();
-        check_json_content_type(&headers)?;
+        let signed = SignedRequest::of(request.method(), request.uri(), request.headers());
+        check_json_content_type(&signed.headers)?;
         let body = UntypedBody::from_request(rqctx, request).await?;
         Ok(SignedBody {
-            headers,
+            request: signed,
             body: Bytes::copy_from_slice(body.as_bytes()),
             _type: PhantomData,
         })
@@ -97,5 +123,23 @@ where
             .parameters
             .extend(<Header<WebhookHeaders> as SharedExtractor>::metadata(content_type).parameters);
         metadata
+    }
+}
+
+#[async_trait]
+impl SharedExtractor for SignedRequest {
+    async fn from_request<Context: ServerContext>(
+        rqctx: &RequestContext<Context>,
+    ) -> Result<Self, HttpError> {
+        let request = &rqctx.request;
+        Ok(SignedRequest::of(
+            request.method(),
+            request.uri(),
+            request.headers(),
+        ))
+    }
+
+    fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
+        <Header<WebhookHeaders> as SharedExtractor>::metadata(content_type)
     }
 }

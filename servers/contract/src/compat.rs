@@ -55,6 +55,12 @@ impl Context<'_> {
                 old["operationId"], new["operationId"]
             ));
         }
+        if requirements(old).is_empty() && !requirements(new).is_empty() {
+            problems.push(format!(
+                "{at}: now requires a credential ({}) that clients did not send",
+                requirements(new).join(" or ")
+            ));
+        }
         let old_params = parameters(old);
         let new_params = parameters(new);
         for ((name, place), old_param) in &old_params {
@@ -330,6 +336,24 @@ fn parameters(op: &Value) -> Vec<((String, String), &Value)> {
 /// The JSON schema of a request body or response.
 fn json_schema(body: &Value) -> &Value {
     &body["content"]["application/json"]["schema"]
+}
+
+/// An operation's security requirements, one `scheme: scopes` each.
+fn requirements(operation: &Value) -> Vec<String> {
+    operation["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter(|requirement| !requirement.is_empty())
+        .map(|requirement| {
+            requirement
+                .iter()
+                .map(|(scheme, scopes)| format!("{scheme} {scopes}"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect()
 }
 
 #[cfg(test)]

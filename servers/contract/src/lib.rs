@@ -2,6 +2,7 @@
 //! order and payment API traits, and reviews it the way a person would.
 
 pub mod compat;
+pub mod security;
 
 use anyhow::{Context, anyhow, bail};
 use indexmap::IndexMap;
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 /// change that breaks a client (see [`compat`]) needs a new major version;
 /// an addition a new minor one. Progenitor clients send it as
 /// `api-version` on every request. CHANGELOG.md says what each changed.
-pub const CONTRACT_VERSION: semver::Version = semver::Version::new(1, 2, 0);
+pub const CONTRACT_VERSION: semver::Version = semver::Version::new(2, 0, 0);
 
 /// The command that regenerates `openapi.yaml`.
 pub const GENERATE_COMMAND: &str = "cargo run -p contract -- generate";
@@ -93,6 +94,7 @@ pub fn merged() -> anyhow::Result<OpenAPI> {
     for (from, to, parameter) in LINKS {
         link(&mut merged, from, to, parameter)?;
     }
+    security::secure(&mut merged)?;
     Ok(merged)
 }
 
@@ -248,6 +250,12 @@ pub fn review(spec: &OpenAPI) -> Vec<String> {
         }
         if op.summary.as_deref().unwrap_or("").is_empty() {
             problems.push(format!("{at}: has no summary"));
+        }
+        let internal = op.tags.iter().any(|t| t == "internal");
+        if !internal && op.security.as_ref().is_none_or(Vec::is_empty) {
+            problems.push(format!(
+                "{at}: is public but says no scope (add it to its API crate's ACCESS)"
+            ));
         }
         match &op.operation_id {
             Some(id) if operation_ids.contains(id) => {

@@ -53,6 +53,24 @@ pub fn drop_header_parameters(document: &mut Value, names: &[&str]) {
     }
 }
 
+/// Removes the answers with status `codes` from every operation.
+pub fn drop_responses(document: &mut Value, codes: &[&str]) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for method in METHODS {
+            if let Some(responses) = item
+                .get_mut(method)
+                .and_then(|op| op.get_mut("responses"))
+                .and_then(Value::as_object_mut)
+            {
+                responses.retain(|code, _| !codes.contains(&code.as_str()));
+            }
+        }
+    }
+}
+
 /// Drops component schemas and responses that no path reaches.
 fn prune_components(document: &mut Value) {
     let mut reached = BTreeSet::new();

@@ -10,8 +10,8 @@
 //! clients: renaming one is a breaking change.
 
 use api_common::{
-    ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, NonBlankText, Page,
-    PositiveInt, SignedBody,
+    Access, Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody,
+    NonBlankText, Page, PositiveInt, Scope, SignedBody, SignedRequest,
 };
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
@@ -44,30 +44,41 @@ pub trait OrderApi {
     /// and every retry answered with it. Without a key, such a retry may make
     /// a second order; list the orders to see. A `SERVICE_UNAVAILABLE` (503)
     /// means that nothing was made.
+    ///
+    /// Needs scope `orders:write`; the order belongs to the token's `sub`.
+    /// An `Idempotency-Key` is the caller's own: another caller's same key
+    /// is another key.
     #[endpoint { method = POST, path = "/orders", tags = ["orders"] }]
     async fn create_order(
         rqctx: RequestContext<Self::Context>,
         key: IdempotencyKeyHeader,
         body: JsonBody<OrderRequest>,
-    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+    ) -> Result<Answer<Envelope<Order>>, ApiError>;
 
     /// List orders
     ///
     /// Lists orders oldest first, in pages of at most `limit`. Follow
     /// `next_page` until it is `null` to see every order exactly once, even
     /// while others are being created or deleted.
+    ///
+    /// Needs scope `orders:read`, and lists the caller's own orders; with
+    /// `admin`, every order.
     #[endpoint { method = GET, path = "/orders", tags = ["orders"] }]
     async fn list_orders(
         rqctx: RequestContext<Self::Context>,
         query: Query<ListOrdersQuery>,
-    ) -> Result<HttpResponseOk<Page<Order>>, ApiError>;
+    ) -> Result<Answer<Page<Order>>, ApiError>;
 
     /// Fetch an order
+    ///
+    /// Needs scope `orders:read`; another customer's order is
+    /// `ORDER_NOT_FOUND` (404), as if it did not exist. With `admin`, any
+    /// order.
     #[endpoint { method = GET, path = "/orders/{orderId}", tags = ["orders"] }]
     async fn get_order(
         rqctx: RequestContext<Self::Context>,
         path: Path<OrderPath>,
-    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+    ) -> Result<Answer<Envelope<Order>>, ApiError>;
 
     /// Replace a pending order
     ///
@@ -75,12 +86,15 @@ pub trait OrderApi {
     /// recomputes its total. An order that is already `paid` or `failed`
     /// cannot change: `ORDER_NOT_PENDING` (409); nor can one whose payment
     /// is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
+    ///
+    /// Needs scope `orders:write`; another customer's order is
+    /// `ORDER_NOT_FOUND` (404).
     #[endpoint { method = PUT, path = "/orders/{orderId}", tags = ["orders"] }]
     async fn update_order(
         rqctx: RequestContext<Self::Context>,
         path: Path<OrderPath>,
         body: JsonBody<OrderRequest>,
-    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+    ) -> Result<Answer<Envelope<Order>>, ApiError>;
 
     /// Delete a pending order
     ///
@@ -88,17 +102,21 @@ pub trait OrderApi {
     /// of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be
     /// deleted: `ORDER_NOT_PENDING` (409); nor can one whose payment is under
     /// way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
+    ///
+    /// Needs scope `orders:write`; another customer's order is
+    /// `ORDER_NOT_FOUND` (404).
     #[endpoint { method = DELETE, path = "/orders/{orderId}", tags = ["orders"] }]
     async fn delete_order(
         rqctx: RequestContext<Self::Context>,
         path: Path<OrderPath>,
-    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+    ) -> Result<Answer<Envelope<Order>>, ApiError>;
 
     /// Report a payment outcome
     ///
     /// Called by payment-service, signed per Standard Webhooks with a secret
-    /// both services share; a missing, stale or invalid signature is
-    /// `UNAUTHORIZED` (401) and changes nothing. `success` moves a `pending`
+    /// both services share, over the method, the path and the body; a
+    /// missing, stale, invalid or replayed signature is `UNAUTHORIZED` (401)
+    /// and changes nothing. `success` moves a `pending`
     /// order to `paid` if `amount` equals its `total_amount`
     /// (`AMOUNT_MISMATCH`, 409, otherwise); `failed` moves it to `failed`.
     /// Delivery is at-least-once, so the same report again answers 200 and
@@ -122,7 +140,8 @@ pub trait OrderApi {
     /// the order, its `payment_id` now naming the payment. From then on the
     /// order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409)
     /// until the payment's outcome is reported, so the payment is always for
-    /// the order as it stands. Idempotent: attaching the same payment again
+    /// the order as it stands. With `customer`, an order that is not that
+    /// customer's is `ORDER_NOT_FOUND`. Idempotent: attaching the same payment again
     /// answers 200. Another payment already under way is
     /// `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a
     /// settled order is `ORDER_NOT_PENDING` (409); another total is
@@ -153,6 +172,21 @@ pub trait OrderApi {
         rqctx: RequestContext<Self::Context>,
         path: Path<OrderPath>,
         body: SignedBody<PaymentRelease>,
+    ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
+
+    /// Read an order for a payment
+    ///
+    /// Called by payment-service before it notes a payment, signed like the
+    /// outcome report (a missing, stale, invalid or replayed signature is
+    /// `UNAUTHORIZED`, 401). Answers the order; with `customer`, an order
+    /// that is not that customer's is `ORDER_NOT_FOUND` (404), as is an
+    /// unknown one.
+    #[endpoint { method = GET, path = "/internal/orders/{orderId}", tags = ["internal"] }]
+    async fn get_order_for_payment(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<OrderPath>,
+        query: Query<PayerQuery>,
+        signed: SignedRequest,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
 
     /// Liveness: the process is up and serving HTTP. Unpublished.
@@ -188,6 +222,37 @@ pub trait OrderApi {
         path: Path<DocsPath>,
     ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
+
+/// What each public operation asks of its caller's bearer token. The
+/// handlers enforce it and the contract publishes it; the internal
+/// operations are signed instead and have no entry.
+pub const ACCESS: &[Access] = &[
+    Access {
+        operation: "create_order",
+        any_of: &[Scope::OrdersWrite],
+        sees_all: &[],
+    },
+    Access {
+        operation: "list_orders",
+        any_of: &[Scope::OrdersRead, Scope::Admin],
+        sees_all: &[Scope::Admin],
+    },
+    Access {
+        operation: "get_order",
+        any_of: &[Scope::OrdersRead, Scope::Admin],
+        sees_all: &[Scope::Admin],
+    },
+    Access {
+        operation: "update_order",
+        any_of: &[Scope::OrdersWrite],
+        sees_all: &[],
+    },
+    Access {
+        operation: "delete_order",
+        any_of: &[Scope::OrdersWrite],
+        sees_all: &[],
+    },
+];
 
 /// The longest `item_name` accepted, in characters.
 pub const ITEM_NAME_MAX_CHARS: usize = 200;
@@ -265,6 +330,15 @@ pub struct OrderPath {
     /// The order's id (a UUID).
     #[serde(rename = "orderId")]
     pub order_id: Uuid,
+}
+
+/// Who an internal read acts for.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayerQuery {
+    /// The customer (an access token's `sub`) paying; absent when
+    /// payment-service runs with authentication disabled.
+    pub customer: Option<String>,
 }
 
 /// The default number of orders on a page.
@@ -362,6 +436,10 @@ pub struct PaymentAttachment {
     pub payment_id: Uuid,
     /// The amount to be paid in minor currency units; it must equal the order's `total_amount`.
     pub amount: PositiveInt,
+    /// The customer (an access token's `sub`) paying: the order must be
+    /// theirs. Absent when payment-service runs with authentication disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
 }
 
 /// A payment payment-service will not record for the order.

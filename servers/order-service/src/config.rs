@@ -1,4 +1,5 @@
 use clap::Parser;
+use service_support::auth::AuthSettings;
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
 use service_support::shutdown::DrainSettings;
@@ -33,6 +34,8 @@ pub struct Settings {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
     pub idempotency: IdempotencySettings,
     #[command(flatten)]
     pub drain: DrainSettings,
@@ -59,6 +62,7 @@ impl std::fmt::Debug for Settings {
             .field("port", &self.port)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_level", &self.log_level)
+            .field("auth", &self.auth)
             .field("idempotency", &self.idempotency)
             .field("drain", &self.drain)
             .finish_non_exhaustive()

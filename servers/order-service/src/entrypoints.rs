@@ -1,22 +1,28 @@
-//! The HTTP handlers: each unpacks its request, calls the order rules, and
-//! wraps the result in the envelope; [`observed`] logs and counts it.
+//! The HTTP handlers: each authenticates its caller (a bearer token on
+//! public operations, a signature on internal ones), unpacks its request,
+//! calls the order rules, and wraps the result in the envelope;
+//! [`observed`] logs and counts it.
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
+use crate::signed_calls::Refusal;
 use api_common::{
-    ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, Page, SignedBody,
+    Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, Page, SignedBody,
+    SignedRequest,
 };
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
 use order_api::{
-    ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PaymentAttachment, PaymentCallback,
-    PaymentRelease,
+    ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PayerQuery, PaymentAttachment,
+    PaymentCallback, PaymentRelease,
 };
+use service_support::auth::Caller;
 use service_support::operations;
 
 /// The implementation of [`OrderApi`], served by Dropshot.
 pub enum OrderApiImpl {}
 
 type Reply<T> = Result<HttpResponseOk<T>, ApiError>;
+type Answered<T> = Result<Answer<T>, ApiError>;
 
 impl OrderApi for OrderApiImpl {
     type Context = ServiceContext;
@@ -25,12 +31,14 @@ impl OrderApi for OrderApiImpl {
         rqctx: RequestContext<ServiceContext>,
         key: IdempotencyKeyHeader,
         body: JsonBody<OrderRequest>,
-    ) -> Reply<Envelope<Order>> {
-        observed(&rqctx, async {
+    ) -> Answered<Envelope<Order>> {
+        answered(&rqctx, async {
+            let caller = caller(&rqctx).await?;
             let context = rqctx.context();
             orders::create(
                 &context.store,
                 &context.keys,
+                caller.subject(),
                 key.into_inner().as_ref(),
                 &body.into_inner(),
                 &rqctx.log,
@@ -44,12 +52,14 @@ impl OrderApi for OrderApiImpl {
     async fn list_orders(
         rqctx: RequestContext<ServiceContext>,
         query: Query<ListOrdersQuery>,
-    ) -> Reply<Page<Order>> {
-        observed(&rqctx, async {
+    ) -> Answered<Page<Order>> {
+        answered(&rqctx, async {
+            let caller = caller(&rqctx).await?;
             let query = query.into_inner();
             let limit = query.limit.unwrap_or_default();
             let (orders, next_page) = orders::list(
                 &rqctx.context().store,
+                caller.owner_filter(),
                 query.page_token.as_deref(),
                 query.status,
                 limit,
@@ -63,9 +73,11 @@ impl OrderApi for OrderApiImpl {
     async fn get_order(
         rqctx: RequestContext<ServiceContext>,
         path: Path<OrderPath>,
-    ) -> Reply<Envelope<Order>> {
-        observed(&rqctx, async {
-            orders::get(&rqctx.context().store, path.into_inner().order_id)
+    ) -> Answered<Envelope<Order>> {
+        answered(&rqctx, async {
+            let caller = caller(&rqctx).await?;
+            let id = path.into_inner().order_id;
+            orders::get(&rqctx.context().store, id, caller.owner_filter())
                 .await
                 .map(Envelope::ok)
         })
@@ -76,10 +88,12 @@ impl OrderApi for OrderApiImpl {
         rqctx: RequestContext<ServiceContext>,
         path: Path<OrderPath>,
         body: JsonBody<OrderRequest>,
-    ) -> Reply<Envelope<Order>> {
-        observed(&rqctx, async {
+    ) -> Answered<Envelope<Order>> {
+        answered(&rqctx, async {
+            let caller = caller(&rqctx).await?;
             let id = path.into_inner().order_id;
-            orders::update(&rqctx.context().store, id, &body.into_inner())
+            let store = &rqctx.context().store;
+            orders::update(store, id, caller.owner_filter(), &body.into_inner())
                 .await
                 .map(Envelope::ok)
         })
@@ -89,9 +103,11 @@ impl OrderApi for OrderApiImpl {
     async fn delete_order(
         rqctx: RequestContext<ServiceContext>,
         path: Path<OrderPath>,
-    ) -> Reply<Envelope<Order>> {
-        observed(&rqctx, async {
-            orders::delete(&rqctx.context().store, path.into_inner().order_id)
+    ) -> Answered<Envelope<Order>> {
+        answered(&rqctx, async {
+            let caller = caller(&rqctx).await?;
+            let id = path.into_inner().order_id;
+            orders::delete(&rqctx.context().store, id, caller.owner_filter())
                 .await
                 .map(Envelope::ok)
         })
@@ -104,9 +120,10 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let report = verified(context, &body)?;
+            let report = verified(context, &body).await?;
             let webhook_id = body
-                .headers()
+                .request()
+                .headers
                 .get("webhook-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
@@ -129,7 +146,7 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let attachment = verified(context, &body)?;
+            let attachment = verified(context, &body).await?;
             let id = path.into_inner().order_id;
             slog::info!(rqctx.log, "attaching a payment";
                 "order_id" => %id,
@@ -148,12 +165,30 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let release = verified(context, &body)?;
+            let release = verified(context, &body).await?;
             let id = path.into_inner().order_id;
             slog::info!(rqctx.log, "releasing a payment";
                 "order_id" => %id,
                 "payment_id" => %release.payment_id);
             orders::release_payment(&context.store, id, &release)
+                .await
+                .map(Envelope::ok)
+        })
+        .await
+    }
+
+    async fn get_order_for_payment(
+        rqctx: RequestContext<ServiceContext>,
+        path: Path<OrderPath>,
+        query: Query<PayerQuery>,
+        signed: SignedRequest,
+    ) -> Reply<Envelope<Order>> {
+        observed(&rqctx, async {
+            let context = rqctx.context();
+            accepted(context, &signed, &[]).await?;
+            let id = path.into_inner().order_id;
+            let customer = query.into_inner().customer;
+            orders::get(&context.store, id, customer.as_deref())
                 .await
                 .map(Envelope::ok)
         })
@@ -168,7 +203,12 @@ impl OrderApi for OrderApiImpl {
         let context = rqctx.context();
         let stopping = context.draining.check();
         let database = operations::database_check(&context.db).await;
-        operations::ready(vec![("shutdown", stopping), ("database", database)]).map(HttpResponseOk)
+        operations::ready(vec![
+            ("shutdown", stopping),
+            ("database", database),
+            ("authentication", context.auth.readiness()),
+        ])
+        .map(HttpResponseOk)
     }
 
     async fn metrics(
@@ -192,17 +232,47 @@ impl OrderApi for OrderApiImpl {
     }
 }
 
-/// The body of a signed internal call, once its signature is verified. The
+/// The caller of a public operation, by its bearer token and the
+/// operation's rule in [`order_api::ACCESS`].
+async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, OrderError> {
+    let rule = api_common::access_of(order_api::ACCESS, &rqctx.endpoint.operation_id);
+    rqctx
+        .context()
+        .auth
+        .authenticate(rqctx.request.headers(), rule)
+        .await
+        .map_err(OrderError::Enveloped)
+}
+
+/// Accepts a signed internal call: a valid signature over `request` and
+/// `body`, seen for the first time.
+async fn accepted(
+    context: &ServiceContext,
+    request: &SignedRequest,
+    body: &[u8],
+) -> Result<(), OrderError> {
+    context
+        .verifier
+        .verify(request, body)
+        .map_err(OrderError::Unauthorized)?;
+    context
+        .seen_calls
+        .first_time(&request.headers)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Replayed(why) => OrderError::Unauthorized(why),
+            Refusal::Database(error) => OrderError::Database(error),
+        })
+}
+
+/// The body of a signed internal call, once the call is accepted. The
 /// signature comes first: an unauthenticated caller learns nothing, not
 /// even whether its body would parse.
-fn verified<T: serde::de::DeserializeOwned>(
+async fn verified<T: serde::de::DeserializeOwned>(
     context: &ServiceContext,
     body: &SignedBody<T>,
 ) -> Result<T, OrderError> {
-    context
-        .verifier
-        .verify(body.bytes(), body.headers())
-        .map_err(OrderError::Unauthorized)?;
+    accepted(context, body.request(), body.bytes()).await?;
     body.parse().map_err(OrderError::Enveloped)
 }
 
@@ -218,4 +288,17 @@ where
     operations::observed(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work)
         .await
         .map(HttpResponseOk)
+}
+
+/// Like [`observed`], for a public operation, whose refused credential
+/// answers with its challenge.
+async fn answered<T>(
+    rqctx: &RequestContext<ServiceContext>,
+    work: impl Future<Output = Result<T, OrderError>>,
+) -> Answered<T>
+where
+    T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,
+{
+    let metrics = &rqctx.context().metrics;
+    operations::answered(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work).await
 }

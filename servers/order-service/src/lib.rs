@@ -5,28 +5,30 @@
 //! - `entrypoints`: the Dropshot handlers of [`order_api::OrderApi`].
 //! - `orders`: the rules (totals, what may change when, settlement).
 //! - `store`: the SQL.
-//! - `webhook`: callback signature verification.
+//! - `signed_calls`: verification of payment-service's signed calls, and
+//!   refusal of replayed ones.
 //! - `page_token`: the listing's opaque cursor.
 
 mod config;
 mod entrypoints;
 mod orders;
 mod page_token;
+mod signed_calls;
 mod store;
-mod webhook;
 
 pub use config::Settings;
 
 use anyhow::{Context, anyhow};
 use dropshot::{HttpServer, ServerBuilder};
+use service_support::auth::Authenticator;
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
 use service_support::shutdown::Draining;
+use signed_calls::{CallbackVerifier, SeenCalls};
 use store::OrderStore;
 use tokio_util::task::AbortOnDropHandle;
-use webhook::CallbackVerifier;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -42,7 +44,11 @@ pub struct ServiceContext {
     keys: IdempotencyKeys,
     /// Prunes expired keys while the server runs.
     _pruner: AbortOnDropHandle<()>,
+    auth: Authenticator,
     verifier: CallbackVerifier,
+    seen_calls: SeenCalls,
+    /// Forgets old signed calls while the server runs.
+    _seen_calls_pruner: AbortOnDropHandle<()>,
     db: Database,
     metrics: Metrics,
     docs: Docs,
@@ -79,6 +85,7 @@ pub async fn start(
             .chain(settings.previous_callback_secret.as_deref()),
     )
     .context("PAYMENT_CALLBACK_SECRET")?;
+    let auth = Authenticator::start(&settings.auth, &log)?;
     database::migrate(
         &settings.database,
         embedded::migrations::runner(),
@@ -90,6 +97,8 @@ pub async fn start(
     let store = OrderStore::new(db.clone());
     let keys = IdempotencyKeys::new(db.clone(), &settings.idempotency);
     let pruner = keys.clone().spawn_pruner(log.clone());
+    let seen_calls = SeenCalls::new(db.clone());
+    let seen_calls_pruner = seen_calls.clone().spawn_pruner(log.clone());
 
     let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
@@ -104,7 +113,10 @@ pub async fn start(
             store,
             keys,
             _pruner: pruner,
+            auth,
             verifier,
+            seen_calls,
+            _seen_calls_pruner: seen_calls_pruner,
             db,
             metrics: Metrics::new(),
             docs: Docs::for_service("order-service", &["orders", "internal"])?,

@@ -120,25 +120,30 @@ pub fn total_amount(request: &OrderRequest) -> Result<i64, OrderError> {
         .ok_or(OrderError::TotalOverflow { price, quantity })
 }
 
-/// Creates an order; with an idempotency key, once per key (see
+/// Creates an order owned by `owner` (nobody, with authentication
+/// disabled); with an idempotency key, once per key of that owner (see
 /// [`service_support::idempotency`]). A total that overflows is refused
 /// before the key is looked at, so such a request leaves no trace.
 pub async fn create(
     store: &OrderStore,
     keys: &IdempotencyKeys,
+    owner: Option<&str>,
     key: Option<&IdempotencyKey>,
     request: &OrderRequest,
     log: &slog::Logger,
 ) -> Result<Order, OrderError> {
     let total = total_amount(request)?;
     let Some(key) = key else {
-        return Ok(store.insert(request, total).await?);
+        return Ok(store.insert(request, total, owner).await?);
     };
-    let attempt = match keys.claim(key, request).await? {
+    let attempt = match keys.claim(owner, key, request).await? {
         Claim::Answered(answer) => return answer.map_err(OrderError::Enveloped),
         Claim::Proceed(attempt) => attempt,
     };
-    let result = match store.insert_answering(request, total, &attempt).await {
+    let result = match store
+        .insert_answering(request, total, owner, &attempt)
+        .await
+    {
         Ok(Some(order)) => return Ok(order),
         // A retry took the key over after this attempt's lease ran out.
         Ok(None) => Err(OrderError::Enveloped(idempotency::in_use(key))),
@@ -148,13 +153,17 @@ pub async fn create(
     result
 }
 
-pub async fn get(store: &OrderStore, id: Uuid) -> Result<Order, OrderError> {
-    store.get(id).await?.ok_or(OrderError::NotFound(id))
+/// The order `id`, if it is `owner`'s (anyone's if `None`): another
+/// customer's order is not found, exactly as a missing one.
+pub async fn get(store: &OrderStore, id: Uuid, owner: Option<&str>) -> Result<Order, OrderError> {
+    store.get(id, owner).await?.ok_or(OrderError::NotFound(id))
 }
 
-/// One page of the listing and the token for the next, if there is one.
+/// One page of `owner`'s orders (everyone's if `None`) and the token for
+/// the next, if there is one.
 pub async fn list(
     store: &OrderStore,
+    owner: Option<&str>,
     page_token: Option<&str>,
     status: Option<OrderStatus>,
     limit: PageLimit,
@@ -165,7 +174,7 @@ pub async fn list(
     let limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
     // One more than asked tells whether a next page exists, so the last
     // page says so with `next_page: null` instead of an empty extra page.
-    let mut orders = store.list(after, status, limit as i64 + 1).await?;
+    let mut orders = store.list(after, status, limit as i64 + 1, owner).await?;
     let next_page = if orders.len() > limit {
         orders.truncate(limit);
         orders.last().map(|last| {
@@ -181,29 +190,36 @@ pub async fn list(
     Ok((orders, next_page))
 }
 
+/// Replaces `owner`'s (anyone's if `None`) pending order.
 pub async fn update(
     store: &OrderStore,
     id: Uuid,
+    owner: Option<&str>,
     request: &OrderRequest,
 ) -> Result<Order, OrderError> {
     let total = total_amount(request)?;
-    match store.update_pending(id, request, total).await? {
+    match store.update_pending(id, request, total, owner).await? {
         Some(order) => Ok(order),
-        None => Err(why_not_pending(store, id).await),
+        None => Err(why_not_pending(store, id, owner).await),
     }
 }
 
-pub async fn delete(store: &OrderStore, id: Uuid) -> Result<Order, OrderError> {
-    match store.delete_pending(id).await? {
+/// Deletes `owner`'s (anyone's if `None`) pending order.
+pub async fn delete(
+    store: &OrderStore,
+    id: Uuid,
+    owner: Option<&str>,
+) -> Result<Order, OrderError> {
+    match store.delete_pending(id, owner).await? {
         Some(order) => Ok(order),
-        None => Err(why_not_pending(store, id).await),
+        None => Err(why_not_pending(store, id, owner).await),
     }
 }
 
-/// After a conditional change found no pending order free to change: it
-/// is missing, settled, or has a payment under way.
-async fn why_not_pending(store: &OrderStore, id: Uuid) -> OrderError {
-    match store.get(id).await {
+/// After a conditional change found no pending order of `owner`'s free to
+/// change: it is missing (or another's), settled, or has a payment under way.
+async fn why_not_pending(store: &OrderStore, id: Uuid, owner: Option<&str>) -> OrderError {
+    match store.get(id, owner).await {
         Ok(None) => OrderError::NotFound(id),
         Ok(Some(Order {
             status: OrderStatus::Pending,
@@ -228,11 +244,15 @@ pub async fn attach_payment(
 ) -> Result<Order, OrderError> {
     let amount = attachment.amount.get();
     let payment_id = attachment.payment_id;
-    if let Some(order) = store.attach_payment(id, payment_id, amount).await? {
+    let customer = attachment.customer.as_deref();
+    if let Some(order) = store
+        .attach_payment(id, payment_id, amount, customer)
+        .await?
+    {
         return Ok(order);
     }
     let (order, released) = store
-        .get_for_attach(id, payment_id)
+        .get_for_attach(id, payment_id, customer)
         .await?
         .ok_or(OrderError::NotFound(id))?;
     match (order.status, order.payment_id) {
@@ -261,7 +281,7 @@ pub async fn release_payment(
     match store.release_payment(id, release.payment_id).await? {
         Some(order) => Ok(order),
         // Attached, settled, or released already: each is final for it.
-        None => get(store, id).await,
+        None => get(store, id, None).await,
     }
 }
 
@@ -281,7 +301,7 @@ pub async fn settle(store: &OrderStore, report: &PaymentCallback) -> Result<Orde
     }
     // Nothing changed: find out why. Settled orders never change again, so
     // what this read sees is final unless the order is still pending.
-    let order = get(store, report.order_id).await?;
+    let order = get(store, report.order_id, None).await?;
     match order.status {
         OrderStatus::Pending => match order.payment_id {
             Some(payment_id) if payment_id != report.payment_id => {

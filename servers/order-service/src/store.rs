@@ -19,8 +19,8 @@ macro_rules! columns {
 }
 
 const INSERT: &str = concat!(
-    "INSERT INTO orders (item_name, quantity, price, total_amount) \
-     VALUES ($1, $2, $3, $4) RETURNING ",
+    "INSERT INTO orders (item_name, quantity, price, total_amount, owner) \
+     VALUES ($1, $2, $3, $4, $5) RETURNING ",
     columns!()
 );
 
@@ -30,20 +30,30 @@ const LIST: &str = concat!(
     " FROM orders \
      WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)) \
        AND ($3::text IS NULL OR status = $3) \
+       AND ($5::text IS NULL OR owner = $5) \
      ORDER BY created_at, id LIMIT $4"
 );
 
-const GET: &str = concat!("SELECT ", columns!(), " FROM orders WHERE id = $1");
+/// The order $1, if it is $2's ($2 NULL: anyone's). Every statement on a
+/// caller's behalf has this condition: another customer's order is not
+/// there for them.
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM orders WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
+);
 
 const UPDATE_PENDING: &str = concat!(
     "UPDATE orders SET item_name = $2, quantity = $3, price = $4, total_amount = $5, \
      updated_at = clock_timestamp() \
-     WHERE id = $1 AND status = 'pending' AND payment_id IS NULL RETURNING ",
+     WHERE id = $1 AND status = 'pending' AND payment_id IS NULL \
+     AND ($6::text IS NULL OR owner = $6) RETURNING ",
     columns!()
 );
 
 const DELETE_PENDING: &str = concat!(
-    "DELETE FROM orders WHERE id = $1 AND status = 'pending' AND payment_id IS NULL RETURNING ",
+    "DELETE FROM orders WHERE id = $1 AND status = 'pending' AND payment_id IS NULL \
+     AND ($2::text IS NULL OR owner = $2) RETURNING ",
     columns!()
 );
 
@@ -55,7 +65,8 @@ const ATTACH_PAYMENT: &str = concat!(
     "UPDATE orders SET payment_id = $2, released_payments = '{}', \
      updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
      WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
-     AND (payment_id IS NULL OR payment_id = $2) AND NOT $2 = ANY(released_payments) RETURNING ",
+     AND (payment_id IS NULL OR payment_id = $2) AND NOT $2 = ANY(released_payments) \
+     AND ($4::text IS NULL OR owner = $4) RETURNING ",
     columns!()
 );
 
@@ -64,7 +75,8 @@ const ATTACH_PAYMENT: &str = concat!(
 const GET_FOR_ATTACH: &str = concat!(
     "SELECT ",
     columns!(),
-    ", $2 = ANY(released_payments) AS released FROM orders WHERE id = $1"
+    ", $2 = ANY(released_payments) AS released FROM orders \
+     WHERE id = $1 AND ($3::text IS NULL OR owner = $3)"
 );
 
 /// Adds $2 to the payments the pending order $1 refuses, unless it is the
@@ -95,16 +107,19 @@ impl OrderStore {
         OrderStore { db }
     }
 
+    /// Inserts an order owned by `owner` (nobody's if `None`).
     pub async fn insert(
         &self,
         request: &OrderRequest,
         total_amount: i64,
+        owner: Option<&str>,
     ) -> Result<Order, DbError> {
-        let params: [&(dyn ToSql + Sync); 4] = [
+        let params: [&(dyn ToSql + Sync); 5] = [
             &request.item_name.as_str(),
             &request.quantity.get(),
             &request.price.get(),
             &total_amount,
+            &owner,
         ];
         self.query_opt(INSERT, &params)
             .await?
@@ -119,6 +134,7 @@ impl OrderStore {
         &self,
         request: &OrderRequest,
         total_amount: i64,
+        owner: Option<&str>,
         attempt: &Attempt,
     ) -> Result<Option<Order>, DbError> {
         self.db
@@ -133,6 +149,7 @@ impl OrderStore {
                             &request.quantity.get(),
                             &request.price.get(),
                             &total_amount,
+                            &owner,
                         ],
                     )
                     .await?;
@@ -146,12 +163,14 @@ impl OrderStore {
             .await
     }
 
-    /// Up to `limit` orders after `after` in (created_at, id) order.
+    /// Up to `limit` of `owner`'s orders (everyone's if `None`) after
+    /// `after` in (created_at, id) order.
     pub async fn list(
         &self,
         after: Option<Cursor>,
         status: Option<OrderStatus>,
         limit: i64,
+        owner: Option<&str>,
     ) -> Result<Vec<Order>, DbError> {
         let after_time = after.map(|c| c.created_at);
         let after_id = after.map(|c| c.id);
@@ -159,37 +178,42 @@ impl OrderStore {
         self.db
             .read(
                 LIST,
-                &[&after_time, &after_id, &status, &limit],
+                &[&after_time, &after_id, &status, &limit, &owner],
                 order_from_row,
             )
             .await
     }
 
-    pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        self.db.read_opt(GET, &[&id], order_from_row).await
+    /// The order `id` if it is `owner`'s (anyone's if `None`).
+    pub async fn get(&self, id: Uuid, owner: Option<&str>) -> Result<Option<Order>, DbError> {
+        self.db.read_opt(GET, &[&id, &owner], order_from_row).await
     }
 
     /// Attaches `payment_id` to the pending order `id` of total `amount`,
-    /// unless another payment is attached; `None` if nothing matched. The
-    /// same payment again matches and changes nothing.
+    /// unless another payment is attached or it is not `customer`'s (when
+    /// given); `None` if nothing matched. The same payment again matches
+    /// and changes nothing.
     pub async fn attach_payment(
         &self,
         id: Uuid,
         payment_id: Uuid,
         amount: i64,
+        customer: Option<&str>,
     ) -> Result<Option<Order>, DbError> {
-        self.query_opt(ATTACH_PAYMENT, &[&id, &payment_id, &amount])
+        self.query_opt(ATTACH_PAYMENT, &[&id, &payment_id, &amount, &customer])
             .await
     }
 
-    /// The order `id` and whether it refuses `payment_id` as released.
+    /// The order `id`, if it is `customer`'s (when given), and whether it
+    /// refuses `payment_id` as released.
     pub async fn get_for_attach(
         &self,
         id: Uuid,
         payment_id: Uuid,
+        customer: Option<&str>,
     ) -> Result<Option<(Order, bool)>, DbError> {
         self.db
-            .read_opt(GET_FOR_ATTACH, &[&id, &payment_id], |row| {
+            .read_opt(GET_FOR_ATTACH, &[&id, &payment_id, &customer], |row| {
                 Ok((order_from_row(row)?, row.try_get("released")?))
             })
             .await
@@ -205,13 +229,14 @@ impl OrderStore {
         self.query_opt(RELEASE_PAYMENT, &[&id, &payment_id]).await
     }
 
-    /// Replaces the fields of a pending order with no payment under way;
-    /// `None` if there is no such order.
+    /// Replaces the fields of `owner`'s (anyone's if `None`) pending order
+    /// with no payment under way; `None` if there is no such order.
     pub async fn update_pending(
         &self,
         id: Uuid,
         request: &OrderRequest,
         total_amount: i64,
+        owner: Option<&str>,
     ) -> Result<Option<Order>, DbError> {
         self.query_opt(
             UPDATE_PENDING,
@@ -221,15 +246,20 @@ impl OrderStore {
                 &request.quantity.get(),
                 &request.price.get(),
                 &total_amount,
+                &owner,
             ],
         )
         .await
     }
 
-    /// Deletes a pending order with no payment under way; `None` if there is
-    /// no such order.
-    pub async fn delete_pending(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        self.query_opt(DELETE_PENDING, &[&id]).await
+    /// Deletes `owner`'s (anyone's if `None`) pending order with no payment
+    /// under way; `None` if there is no such order.
+    pub async fn delete_pending(
+        &self,
+        id: Uuid,
+        owner: Option<&str>,
+    ) -> Result<Option<Order>, DbError> {
+        self.query_opt(DELETE_PENDING, &[&id, &owner]).await
     }
 
     /// Settles a pending order as `outcome` by `payment_id`, which must be

@@ -9,7 +9,8 @@
 //! clients: renaming one is a breaking change.
 
 use api_common::{
-    ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, NonBlankText, PositiveInt,
+    Access, Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody,
+    NonBlankText, PositiveInt, Scope,
 };
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, RequestContext};
@@ -51,20 +52,29 @@ pub trait PaymentApi {
     ///
     /// Send an `Idempotency-Key` to make the create safe to retry: every
     /// retry with the key is answered as the first request was, refusals
-    /// included, until the key expires.
+    /// included, until the key expires. Keys are the caller's own: another
+    /// caller's same key is another key.
+    ///
+    /// Needs scope `payments:write`, and the order must be the caller's
+    /// (order-service decides): another customer's order is
+    /// `ORDER_NOT_FOUND` (404), as if it did not exist.
     #[endpoint { method = POST, path = "/payments", tags = ["payments"] }]
     async fn create_payment(
         rqctx: RequestContext<Self::Context>,
         key: IdempotencyKeyHeader,
         body: JsonBody<PaymentRequest>,
-    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+    ) -> Result<Answer<Envelope<Payment>>, ApiError>;
 
     /// Fetch a payment
+    ///
+    /// Needs scope `payments:read`, and answers the caller's own payments;
+    /// another customer's is `PAYMENT_NOT_FOUND` (404), as if it did not
+    /// exist. With `payments:settle` or `admin`, any payment.
     #[endpoint { method = GET, path = "/payments/{paymentId}", tags = ["payments"] }]
     async fn get_payment(
         rqctx: RequestContext<Self::Context>,
         path: Path<PaymentPath>,
-    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+    ) -> Result<Answer<Envelope<Payment>>, ApiError>;
 
     /// Route both settlement operations of [`PaymentSettlementApi`].
     ///
@@ -79,7 +89,7 @@ pub trait PaymentApi {
     async fn settle_payment(
         rqctx: RequestContext<Self::Context>,
         path: Path<SettlementRoute>,
-    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+    ) -> Result<Answer<Envelope<Payment>>, ApiError>;
 
     /// Liveness: the process is up and serving HTTP. Unpublished.
     #[endpoint { method = GET, path = "/healthz", unpublished = true }]
@@ -115,6 +125,39 @@ pub trait PaymentApi {
     ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
+/// What each public operation asks of its caller's bearer token; the
+/// handlers enforce it and the contract publishes it. `settle_payment` is
+/// the route that serves the two published settlement operations.
+pub const ACCESS: &[Access] = &[
+    Access {
+        operation: "create_payment",
+        any_of: &[Scope::PaymentsWrite],
+        sees_all: &[],
+    },
+    Access {
+        operation: "get_payment",
+        any_of: &[Scope::PaymentsRead, Scope::PaymentsSettle, Scope::Admin],
+        sees_all: &[Scope::PaymentsSettle, Scope::Admin],
+    },
+    SETTLE,
+    Access {
+        operation: "mark_payment_success",
+        ..SETTLE
+    },
+    Access {
+        operation: "mark_payment_failed",
+        ..SETTLE
+    },
+];
+
+/// Settling is a privilege: only `payments:settle`, on any payment; a
+/// customer cannot settle even their own.
+const SETTLE: Access = Access {
+    operation: "settle_payment",
+    any_of: &[Scope::PaymentsSettle],
+    sees_all: &[Scope::PaymentsSettle],
+};
+
 /// The published contract of the two settlement operations, served by
 /// [`PaymentApi::settle_payment`] (see there why they need a trait of their own).
 #[dropshot::api_description {
@@ -134,22 +177,28 @@ pub trait PaymentSettlementApi {
     /// Moves a `pending` payment to `success` and sets `paid_at`; any other
     /// transition is `PAYMENT_NOT_PENDING` (409). order-service is then told
     /// reliably, and the order becomes `paid`.
+    ///
+    /// Needs scope `payments:settle` (the payment provider's connector or
+    /// the back office), which acts on any payment; a customer cannot
+    /// settle even their own.
     #[endpoint { method = PUT, path = "/payments/success/{paymentId}", tags = ["payments"] }]
     async fn mark_payment_success(
         rqctx: RequestContext<Self::Context>,
         path: Path<PaymentPath>,
-    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+    ) -> Result<Answer<Envelope<Payment>>, ApiError>;
 
     /// Record that a payment failed
     ///
     /// Moves a `pending` payment to `failed`; any other transition is
     /// `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and
     /// the order becomes `failed`.
+    ///
+    /// Needs scope `payments:settle`, like `mark_payment_success`.
     #[endpoint { method = PUT, path = "/payments/failed/{paymentId}", tags = ["payments"] }]
     async fn mark_payment_failed(
         rqctx: RequestContext<Self::Context>,
         path: Path<PaymentPath>,
-    ) -> Result<HttpResponseOk<Envelope<Payment>>, ApiError>;
+    ) -> Result<Answer<Envelope<Payment>>, ApiError>;
 }
 
 /// The unpublished settlement route's path: `/payments/{outcome}/{payment id}`.

@@ -1,4 +1,5 @@
 use clap::{Parser, Subcommand};
+use service_support::auth::AuthSettings;
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
 use service_support::shutdown::DrainSettings;
@@ -34,6 +35,8 @@ pub struct Settings {
     #[arg(long, env = "PAYMENT_EXPIRY_SECS", default_value_t = 24 * 3600)]
     pub expiry_secs: u64,
     #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
     pub idempotency: IdempotencySettings,
     #[command(flatten)]
     pub drain: DrainSettings,
@@ -67,6 +70,13 @@ pub struct OrderServiceSettings {
         hide_env_values = true
     )]
     pub callback_secret: Option<String>,
+    /// An access token with scope admin, for `reconcile` to list order-service's pending orders when order-service authenticates its callers.
+    #[arg(
+        long = "order-service-token",
+        env = "ORDER_SERVICE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 impl OrderServiceSettings {
@@ -151,6 +161,7 @@ impl std::fmt::Debug for Settings {
             .field("listen_addr", &self.listen_addr)
             .field("port", &self.port)
             .field("expiry_secs", &self.expiry_secs)
+            .field("auth", &self.auth)
             .field("idempotency", &self.idempotency)
             .field("drain", &self.drain)
             .field("order_service_url", &self.order_service.url)

@@ -349,7 +349,7 @@ impl Dispatcher {
         // settled the payment.
         let request_id = claimed.request_id.as_deref().unwrap_or(&claimed.webhook_id);
         let client = self.client.with_request_id(request_id);
-        match client.payment_callback(&claimed.webhook_id, &body).await {
+        match client.payment_callback(&body).await {
             Ok(_) => Attempt::Delivered,
             Err(order_client::Error::ErrorResponse(response))
                 if response.status().is_client_error()

@@ -1,11 +1,13 @@
-//! The HTTP handlers: each unpacks its request, calls the payment rules,
-//! and wraps the result in the envelope; [`observed`] logs and counts it.
+//! The HTTP handlers: each authenticates its caller, unpacks its request,
+//! calls the payment rules, and wraps the result in the envelope;
+//! [`observed`] logs and counts it.
 
 use crate::ServiceContext;
 use crate::payments::{self, PaymentError};
-use api_common::{ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody};
+use api_common::{Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody};
 use dropshot::{HttpResponseOk, Path, RequestContext};
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
+use service_support::auth::Caller;
 use service_support::operations;
 use std::sync::atomic::Ordering;
 
@@ -13,6 +15,7 @@ use std::sync::atomic::Ordering;
 pub enum PaymentApiImpl {}
 
 type Reply<T> = Result<HttpResponseOk<T>, ApiError>;
+type Answered<T> = Result<Answer<T>, ApiError>;
 
 impl PaymentApi for PaymentApiImpl {
     type Context = ServiceContext;
@@ -21,8 +24,9 @@ impl PaymentApi for PaymentApiImpl {
         rqctx: RequestContext<ServiceContext>,
         key: IdempotencyKeyHeader,
         body: JsonBody<PaymentRequest>,
-    ) -> Reply<Envelope<Payment>> {
+    ) -> Answered<Envelope<Payment>> {
         observed(&rqctx, async {
+            let caller = caller(&rqctx).await?;
             let context = rqctx.context();
             // order-service logs this request's id beside its own.
             let orders = context.orders.with_request_id(&rqctx.request_id);
@@ -30,6 +34,7 @@ impl PaymentApi for PaymentApiImpl {
                 &context.store,
                 &orders,
                 &context.keys,
+                caller.subject(),
                 key.into_inner().as_ref(),
                 &body.into_inner(),
                 &rqctx.log,
@@ -42,19 +47,21 @@ impl PaymentApi for PaymentApiImpl {
     async fn get_payment(
         rqctx: RequestContext<ServiceContext>,
         path: Path<PaymentPath>,
-    ) -> Reply<Envelope<Payment>> {
-        observed(
-            &rqctx,
-            payments::get(&rqctx.context().store, path.into_inner().payment_id),
-        )
+    ) -> Answered<Envelope<Payment>> {
+        observed(&rqctx, async {
+            let caller = caller(&rqctx).await?;
+            let id = path.into_inner().payment_id;
+            payments::get(&rqctx.context().store, id, caller.owner_filter()).await
+        })
         .await
     }
 
     async fn settle_payment(
         rqctx: RequestContext<ServiceContext>,
         path: Path<SettlementRoute>,
-    ) -> Reply<Envelope<Payment>> {
+    ) -> Answered<Envelope<Payment>> {
         observed(&rqctx, async {
+            caller(&rqctx).await?;
             let route = path.into_inner();
             let context = rqctx.context();
             let window = context.retry_window;
@@ -82,7 +89,7 @@ impl PaymentApi for PaymentApiImpl {
         let stopping = context.draining.check();
         let database = operations::database_check(&context.db).await;
         let dispatcher = if context.dispatcher_running.load(Ordering::SeqCst) {
-            Ok(())
+            Ok("ok")
         } else {
             Err("the outcome dispatcher is not running".to_string())
         };
@@ -90,6 +97,7 @@ impl PaymentApi for PaymentApiImpl {
             ("shutdown", stopping),
             ("database", database),
             ("dispatcher", dispatcher),
+            ("authentication", context.auth.readiness()),
         ])
         .map(HttpResponseOk)
     }
@@ -122,13 +130,26 @@ impl PaymentApi for PaymentApiImpl {
     }
 }
 
-/// Runs a handler's work through [`operations::observed`] and wraps the payment.
+/// The caller, by its bearer token and the operation's rule in
+/// [`payment_api::ACCESS`].
+async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, PaymentError> {
+    let rule = api_common::access_of(payment_api::ACCESS, &rqctx.endpoint.operation_id);
+    rqctx
+        .context()
+        .auth
+        .authenticate(rqctx.request.headers(), rule)
+        .await
+        .map_err(PaymentError::Enveloped)
+}
+
+/// Runs a handler's work through [`operations::answered`] and wraps the
+/// payment; a refused credential answers with its challenge.
 async fn observed(
     rqctx: &RequestContext<ServiceContext>,
     work: impl Future<Output = Result<Payment, PaymentError>>,
-) -> Reply<Envelope<Payment>> {
+) -> Answered<Envelope<Payment>> {
     let metrics = &rqctx.context().metrics;
-    let payment =
-        operations::observed(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work).await?;
-    Ok(HttpResponseOk(Envelope::ok(payment)))
+    let operation = &rqctx.endpoint.operation_id;
+    let work = async { work.await.map(Envelope::ok) };
+    operations::answered(&rqctx.log, metrics, operation, work).await
 }

@@ -29,6 +29,7 @@ use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle, Wakeup};
 use dropshot::{HttpServer, ServerBuilder};
 use expiry::Expiry;
 use outbox::{Claimant, Outbox};
+use service_support::auth::Authenticator;
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
@@ -52,6 +53,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
 pub struct ServiceContext {
     store: PaymentStore,
     keys: IdempotencyKeys,
+    auth: Authenticator,
     /// Prunes expired keys while the server runs.
     _pruner: AbortOnDropHandle<()>,
     orders: order_client::Client,
@@ -112,6 +114,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         .callback_secret
         .as_deref()
         .context("PAYMENT_CALLBACK_SECRET is required: the secret shared with order-service")?;
+    let auth = Authenticator::start(&settings.auth, &log)?;
     migrate(&settings.database, &log).await?;
     let db = Database::new(&settings.database)?;
     let orders = order_gateway::order_client(&settings.order_service, secret)?;
@@ -174,6 +177,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
             .clone()
             .spawn_pruner(log.new(slog::o!("component" => "idempotency"))),
         keys,
+        auth,
         orders,
         retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
         outbox: Outbox::new(db.clone()),

@@ -46,14 +46,25 @@ pub fn order_client(
     Ok(order_client::Client::new_with_client(
         settings.url.trim_end_matches('/'),
         http,
-        order_client::ClientContext::with_callback_secret(secret),
+        match &settings.token {
+            Some(token) => {
+                order_client::ClientContext::with_token(token).and_callback_secret(secret)
+            }
+            None => order_client::ClientContext::with_callback_secret(secret),
+        },
     ))
 }
 
-/// Fetches an order. A read changes nothing, so no answer in time means
-/// only that order-service is unavailable.
-pub async fn fetch_order(client: &order_client::Client, id: Uuid) -> Result<Order, GatewayError> {
-    answer(id, client.get_order(&id).await).map_err(|error| match error {
+/// Fetches an order for `customer`'s payment (not found if it is not
+/// theirs; `None` with authentication disabled). A read changes nothing,
+/// so no answer in time means only that order-service is unavailable.
+pub async fn fetch_order(
+    client: &order_client::Client,
+    id: Uuid,
+    customer: Option<&str>,
+) -> Result<Order, GatewayError> {
+    let read = client.get_order_for_payment(&id, customer).await;
+    answer(id, read).map_err(|error| match error {
         GatewayError::NoAnswer { reason, .. } => GatewayError::Unavailable(reason),
         other => other,
     })
@@ -88,21 +99,22 @@ pub async fn orders_waiting_for_payment(
     }
 }
 
-/// Asks order-service to attach payment `payment_id` of `amount` to order
-/// `id`, which then cannot change until the outcome is reported.
+/// Asks order-service to attach payment `payment_id` of `amount` to
+/// `customer`'s order `id`, which then cannot change until the outcome is
+/// reported.
 pub async fn attach_payment(
     client: &order_client::Client,
     id: Uuid,
     payment_id: Uuid,
     amount: NonZeroU64,
+    customer: Option<&str>,
 ) -> Result<Order, GatewayError> {
-    let attachment = PaymentAttachment { payment_id, amount };
-    // One message id per payment: a retried attachment is the same message.
-    let message_id = format!("attach_{}", payment_id.simple());
-    answer(
-        id,
-        client.attach_payment(&id, &message_id, &attachment).await,
-    )
+    let attachment = PaymentAttachment {
+        payment_id,
+        amount,
+        customer: customer.map(str::to_string),
+    };
+    answer(id, client.attach_payment(&id, &attachment).await)
 }
 
 /// Tells order-service that payment `payment_id` will not be recorded for
@@ -114,8 +126,7 @@ pub async fn release_payment(
     payment_id: Uuid,
 ) -> Result<Order, GatewayError> {
     let release = PaymentRelease { payment_id };
-    let message_id = format!("release_{}", payment_id.simple());
-    answer(id, client.release_payment(&id, &message_id, &release).await)
+    answer(id, client.release_payment(&id, &release).await)
 }
 
 /// What an answer about order `id` means to payment-service.

@@ -164,18 +164,19 @@ pub async fn create_once(
     store: &PaymentStore,
     orders: &order_client::Client,
     keys: &IdempotencyKeys,
+    customer: Option<&str>,
     key: Option<&IdempotencyKey>,
     request: &PaymentRequest,
     log: &slog::Logger,
 ) -> Result<Payment, PaymentError> {
     let Some(key) = key else {
-        return create(store, orders, request).await;
+        return create(store, orders, customer, request).await;
     };
-    let attempt = match keys.claim(key, request).await? {
+    let attempt = match keys.claim(customer, key, request).await? {
         Claim::Answered(answer) => return answer.map_err(PaymentError::Enveloped),
         Claim::Proceed(attempt) => attempt,
     };
-    let result = create(store, orders, request).await;
+    let result = create(store, orders, customer, request).await;
     keys.finish(&attempt, &result, log).await;
     result
 }
@@ -195,25 +196,36 @@ pub async fn create_once(
 /// intent nobody finishes is resolved by the expiry ([`resolve`]). A
 /// create that finds an intent of the same terms finishes it; one of other
 /// terms is refused until that intent is finished or given up.
+///
+/// The order must be `customer`'s (order-service decides; `None` with
+/// authentication disabled): another customer's order, and its payment,
+/// are not found, exactly as a missing order.
 pub async fn create(
     store: &PaymentStore,
     orders: &order_client::Client,
+    customer: Option<&str>,
     request: &PaymentRequest,
 ) -> Result<Payment, PaymentError> {
     if let Some(recorded) = store.get_by_order(request.order_id).await?
         && recorded.attached
     {
+        if customer.is_some() && recorded.owner.as_deref() != customer {
+            return Err(PaymentError::OrderNotFound(request.order_id));
+        }
         return existing(recorded.payment, request);
     }
     payable(
-        &order_gateway::fetch_order(orders, request.order_id).await?,
+        &order_gateway::fetch_order(orders, request.order_id, customer).await?,
         request,
     )?;
-    let recorded = note_or_find(store, request).await?;
+    let recorded = note_or_find(store, customer, request).await?;
+    if customer.is_some() && recorded.owner.as_deref() != customer {
+        return Err(PaymentError::OrderNotFound(request.order_id));
+    }
     if recorded.attached {
         existing(recorded.payment, request)
     } else if same_terms(&recorded.payment, request) {
-        attach(store, orders, recorded.payment, request).await
+        attach(store, orders, customer, recorded.payment, request).await
     } else {
         // Another create's, under way or stopped: it is not this request's
         // to finish or give up (the expiry gives up a stopped one).
@@ -239,9 +251,13 @@ fn existing(payment: Payment, request: &PaymentRequest) -> Result<Payment, Payme
 /// intent the order has.
 async fn note_or_find(
     store: &PaymentStore,
+    customer: Option<&str>,
     request: &PaymentRequest,
 ) -> Result<Recorded, PaymentError> {
-    if let Some(noted) = store.insert_intent(Uuid::new_v4(), request).await? {
+    if let Some(noted) = store
+        .insert_intent(Uuid::new_v4(), request, customer)
+        .await?
+    {
         return Ok(noted);
     }
     store.get_by_order(request.order_id).await?.ok_or_else(|| {
@@ -263,17 +279,20 @@ fn same_terms(payment: &Payment, request: &PaymentRequest) -> bool {
 async fn attach(
     store: &PaymentStore,
     orders: &order_client::Client,
+    customer: Option<&str>,
     intent: Payment,
     request: &PaymentRequest,
 ) -> Result<Payment, PaymentError> {
     let amount = NonZeroU64::new(intent.amount as u64)
         .ok_or_else(|| DbError::UnexpectedValue("a payment amount below 1".into()))?;
-    match order_gateway::attach_payment(orders, intent.order_id, intent.id, amount).await {
+    let attached =
+        order_gateway::attach_payment(orders, intent.order_id, intent.id, amount, customer).await;
+    match attached {
         Ok(_) => confirmed(store, &intent).await,
         Err(GatewayError::Refused { .. } | GatewayError::OrderNotFound(_)) => {
             match resolve(store, orders, &intent).await? {
                 Resolution::Attached(payment) => Ok(payment),
-                Resolution::Released(order) => why_refused(store, order, request).await,
+                Resolution::Released(order) => why_refused(store, order, customer, request).await,
             }
         }
         Err(error) => Err(error.into()),
@@ -345,6 +364,7 @@ fn unrecorded(intent: &Payment, reason: DbError) -> PaymentError {
 async fn why_refused(
     store: &PaymentStore,
     order: Option<Order>,
+    customer: Option<&str>,
     request: &PaymentRequest,
 ) -> Result<Payment, PaymentError> {
     let Some(order) = order else {
@@ -358,7 +378,7 @@ async fn why_refused(
             order.id
         )));
     };
-    match store.insert_attached(attached, request).await? {
+    match store.insert_attached(attached, request, customer).await? {
         Some(payment) => Ok(payment),
         None => Err(PaymentError::OrderServiceUnavailable(format!(
             "another payment for order {} is being made",
@@ -386,8 +406,17 @@ fn payable(order: &Order, request: &PaymentRequest) -> Result<(), PaymentError> 
     Ok(())
 }
 
-pub async fn get(store: &PaymentStore, id: Uuid) -> Result<Payment, PaymentError> {
-    store.get(id).await?.ok_or(PaymentError::NotFound(id))
+/// The payment `id`, if it is `owner`'s (anyone's if `None`): another
+/// customer's payment is not found, exactly as a missing one.
+pub async fn get(
+    store: &PaymentStore,
+    id: Uuid,
+    owner: Option<&str>,
+) -> Result<Payment, PaymentError> {
+    store
+        .get(id, owner)
+        .await?
+        .ok_or(PaymentError::NotFound(id))
 }
 
 /// Settles a pending payment and records its outcome for order-service,
@@ -406,7 +435,7 @@ pub async fn settle(
     {
         return Ok(settled);
     }
-    match store.get(id).await? {
+    match store.get(id, None).await? {
         None => Err(PaymentError::NotFound(id)),
         Some(payment) => Err(PaymentError::NotPending {
             id,

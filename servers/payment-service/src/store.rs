@@ -26,23 +26,23 @@ const GET: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
-     WHERE p.id = $1 AND p.attached"
+     WHERE p.id = $1 AND p.attached AND ($2::text IS NULL OR p.owner = $2)"
 );
 
 /// The order's payment, or the intent noted for it.
 const GET_BY_ORDER: &str = concat!(
     "SELECT ",
     columns!(),
-    ", p.attached FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
+    ", p.attached, p.owner FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
      WHERE p.order_id = $1"
 );
 
 const INSERT_INTENT: &str = concat!(
-    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached) \
-     VALUES ($1, $2, $3, $4, false) ON CONFLICT DO NOTHING RETURNING *) \
+    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached, owner) \
+     VALUES ($1, $2, $3, $4, false, $5) ON CONFLICT DO NOTHING RETURNING *) \
      SELECT ",
     columns!(),
-    ", p.attached FROM p LEFT JOIN order_notifications n ON false"
+    ", p.attached, p.owner FROM p LEFT JOIN order_notifications n ON false"
 );
 
 /// Makes an intent a payment: order-service attached it.
@@ -57,8 +57,8 @@ const CONFIRM: &str = concat!(
 /// earlier version of this service, which recorded payments only after
 /// attaching them, unless the order has a payment.
 const INSERT_ATTACHED: &str = concat!(
-    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached) \
-     VALUES ($1, $2, $3, $4, true) ON CONFLICT DO NOTHING RETURNING *) \
+    "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached, owner) \
+     VALUES ($1, $2, $3, $4, true, $5) ON CONFLICT DO NOTHING RETURNING *) \
      SELECT ",
     columns!(),
     " FROM p LEFT JOIN order_notifications n ON false"
@@ -122,8 +122,11 @@ impl PaymentStore {
         PaymentStore { db }
     }
 
-    pub async fn get(&self, id: Uuid) -> Result<Option<Payment>, DbError> {
-        self.db.read_opt(GET, &[&id], payment_from_row).await
+    /// The payment `id`, if it is `owner`'s (anyone's if `None`).
+    pub async fn get(&self, id: Uuid, owner: Option<&str>) -> Result<Option<Payment>, DbError> {
+        self.db
+            .read_opt(GET, &[&id, &owner], payment_from_row)
+            .await
     }
 
     /// The order's payment or intent.
@@ -140,6 +143,7 @@ impl PaymentStore {
         &self,
         id: Uuid,
         request: &PaymentRequest,
+        owner: Option<&str>,
     ) -> Result<Option<Recorded>, DbError> {
         self.db
             .query_opt(
@@ -149,6 +153,7 @@ impl PaymentStore {
                     &request.order_id,
                     &request.amount.get(),
                     &request.provider.as_str(),
+                    &owner,
                 ],
                 recorded_from_row,
             )
@@ -162,6 +167,7 @@ impl PaymentStore {
         &self,
         id: Uuid,
         request: &PaymentRequest,
+        owner: Option<&str>,
     ) -> Result<Option<Payment>, DbError> {
         self.db
             .query_opt(
@@ -171,6 +177,7 @@ impl PaymentStore {
                     &request.order_id,
                     &request.amount.get(),
                     &request.provider.as_str(),
+                    &owner,
                 ],
                 payment_from_row,
             )
@@ -286,12 +293,15 @@ impl PaymentStore {
 pub struct Recorded {
     pub payment: Payment,
     pub attached: bool,
+    /// The customer paying; `None` with authentication disabled.
+    pub owner: Option<String>,
 }
 
 fn recorded_from_row(row: &Row) -> Result<Recorded, DbError> {
     Ok(Recorded {
         payment: payment_from_row(row)?,
         attached: row.try_get("attached")?,
+        owner: row.try_get("owner")?,
     })
 }
 

@@ -98,14 +98,24 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Claims `key` for `request`, or finds the answer a retry gets: the
-    /// first answer, `IDEMPOTENCY_KEY_REUSED` for another request, or
-    /// `IDEMPOTENCY_KEY_IN_USE` while the first is still being processed.
+    /// Claims `caller`'s `key` for `request`, or finds the answer a retry
+    /// gets: the first answer, `IDEMPOTENCY_KEY_REUSED` for another
+    /// request, or `IDEMPOTENCY_KEY_IN_USE` while the first is still being
+    /// processed. Keys are per caller: another caller's same key is another
+    /// key, so nobody can replay or block someone else's request by
+    /// guessing it. `caller` is `None` with authentication disabled.
     pub async fn claim<T: DeserializeOwned>(
         &self,
+        caller: Option<&str>,
         key: &IdempotencyKey,
         request: &impl Serialize,
     ) -> Result<Claim<T>, DbError> {
+        // A key never holds a newline (it is visible ASCII), so the last
+        // one separates caller and key: no two pairs share a stored key.
+        let stored = match caller {
+            Some(caller) => format!("{caller}\n{}", key.as_str()),
+            None => key.as_str().to_string(),
+        };
         let request = serde_json::to_value(request)
             .map_err(|e| DbError::UnexpectedValue(format!("request not serialisable: {e}")))?;
         let attempt = Uuid::new_v4();
@@ -113,20 +123,17 @@ impl IdempotencyKeys {
         let ttl_secs = self.ttl.as_secs_f64();
         let claimed = self
             .db
-            .execute(
-                CLAIM,
-                &[&key.as_str(), &request, &attempt, &lease_ms, &ttl_secs],
-            )
+            .execute(CLAIM, &[&stored, &request, &attempt, &lease_ms, &ttl_secs])
             .await?;
         if claimed == 1 {
             return Ok(Claim::Proceed(Attempt {
-                key: key.as_str().to_string(),
+                key: stored,
                 id: attempt,
             }));
         }
         let found = self
             .db
-            .query_opt(READ, &[&key.as_str(), &request], |row| {
+            .query_opt(READ, &[&stored, &request], |row| {
                 Ok((
                     row.try_get::<_, bool>("same_request")?,
                     row.try_get::<_, Option<i16>>("status")?,

@@ -2,6 +2,7 @@
 //! connection pool whose every use has a deadline, migrations applied under
 //! an advisory lock, logging, and the shutdown signal.
 
+pub mod auth;
 pub mod callback_secret;
 pub mod database;
 pub mod docs;

@@ -3,7 +3,7 @@
 
 use crate::database::Database;
 use crate::metrics::{self, Metrics};
-use api_common::{ApiError, Envelope, ErrorCode, Health};
+use api_common::{Answer, ApiError, Envelope, ErrorCode, Health};
 use http::StatusCode;
 
 /// A service's error type: how it reads to a person, and its envelope.
@@ -36,6 +36,21 @@ pub async fn observed<T, E: ServiceError>(
     result
 }
 
+/// [`observed`], for an operation answering [`Answer`]: an error with a
+/// challenge (a refused credential) goes out with its header.
+pub async fn answered<T, E: ServiceError>(
+    log: &slog::Logger,
+    metrics: &Metrics,
+    operation: &str,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<Answer<T>, ApiError> {
+    match observed(log, metrics, operation, work).await {
+        Ok(value) => Ok(Answer::Ok(value)),
+        Err(error) if error.challenge.is_some() => Ok(Answer::Challenged(error)),
+        Err(error) => Err(error),
+    }
+}
+
 /// Liveness: answering at all is the check.
 pub fn alive() -> Envelope<Health> {
     let mut health = Health::default();
@@ -45,8 +60,9 @@ pub fn alive() -> Envelope<Health> {
     Envelope::ok(health)
 }
 
-/// Readiness from named checks: 200 if all passed, else 503 naming the failures.
-pub fn ready(checks: Vec<(&str, Result<(), String>)>) -> Result<Envelope<Health>, ApiError> {
+/// Readiness from named checks, each passed with what to show (`ok`, or a
+/// note): 200 if all passed, else 503 naming the failures.
+pub fn ready(checks: Vec<(&str, Result<&str, String>)>) -> Result<Envelope<Health>, ApiError> {
     let failures: Vec<String> = checks
         .iter()
         .filter_map(|(name, result)| result.as_ref().err().map(|e| format!("{name}: {e}")))
@@ -59,15 +75,17 @@ pub fn ready(checks: Vec<(&str, Result<(), String>)>) -> Result<Envelope<Health>
         ));
     }
     let mut health = Health::default();
-    for (name, _) in checks {
-        health.checks.insert(name.to_string(), "ok".to_string());
+    for (name, shown) in checks {
+        health
+            .checks
+            .insert(name.to_string(), shown.unwrap_or_default().to_string());
     }
     Ok(Envelope::ok(health))
 }
 
 /// The database check for [`ready`].
-pub async fn database_check(db: &Database) -> Result<(), String> {
-    db.ping().await.map_err(|e| e.to_string())
+pub async fn database_check(db: &Database) -> Result<&'static str, String> {
+    db.ping().await.map(|()| "ok").map_err(|e| e.to_string())
 }
 
 /// The `/metrics` response, with the pool's state as of now.

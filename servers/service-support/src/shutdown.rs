@@ -47,11 +47,11 @@ impl Draining {
     }
 
     /// The readiness check: fails once stopping has begun.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<&'static str, String> {
         if self.0.load(Ordering::SeqCst) {
             Err("shutting down".to_string())
         } else {
-            Ok(())
+            Ok("ok")
         }
     }
 }

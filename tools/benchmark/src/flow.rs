@@ -55,7 +55,11 @@ pub async fn run(
         http.clone(),
         order_client::ClientContext::default(),
     );
-    let payments = payment_client::Client::new_with_client(payment_url, http);
+    let payments = payment_client::Client::new_with_client(
+        payment_url,
+        http,
+        payment_client::ClientContext::default(),
+    );
     let started = Instant::now();
     let deadline = started + duration;
     let next_start = Arc::new(Mutex::new(started));

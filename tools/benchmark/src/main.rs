@@ -136,6 +136,9 @@ impl Services<'_> {
                 ("LOG_LEVEL", "info".to_string()),
                 ("DB_POOL_SIZE", self.pool_size.to_string()),
                 ("PAYMENT_CALLBACK_SECRET", self.secret.clone()),
+                // Measured without authentication for now: the figures
+                // with it on are not taken yet (issue 16).
+                ("AUTH_DISABLED", "true".to_string()),
             ]
         };
         let orders = Service::start(

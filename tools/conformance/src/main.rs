@@ -26,6 +26,12 @@ struct Options {
     /// The callback secret, for the checks that sign callbacks (skipped without it).
     #[arg(long, env = "PAYMENT_CALLBACK_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// A customer's access token (scopes orders:read orders:write payments:read payments:write); without it, the services must run with authentication disabled.
+    #[arg(long, env = "CONFORMANCE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// An access token with scope payments:settle, for settling payments (the customer's token is used without it).
+    #[arg(long, env = "CONFORMANCE_SETTLE_TOKEN", hide_env_values = true)]
+    settle_token: Option<String>,
 }
 
 #[tokio::main]
@@ -44,6 +50,8 @@ async fn main() -> ExitCode {
         order_url: options.order_url.trim_end_matches('/').to_string(),
         payment_url: options.payment_url.trim_end_matches('/').to_string(),
         secret: options.secret,
+        token: options.token,
+        settle_token: options.settle_token,
     };
     let summary = run(&target, &mut std::io::stdout()).await;
     if summary.failed == 0 {

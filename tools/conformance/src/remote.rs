@@ -1,6 +1,6 @@
 //! Contract and end-to-end checks against services that are already
 //! running anywhere (the launcher's, docker-compose, staging), given their
-//! base URLs and the callback secret. Every response is also checked
+//! base URLs, access tokens and the callback secret. Every response is also checked
 //! against openapi.yaml. Checks that would need to stop a service or a
 //! database are skipped, and say so.
 
@@ -16,6 +16,13 @@ pub struct Target {
     pub payment_url: String,
     /// Without it, the checks that sign callbacks are skipped.
     pub secret: Option<String>,
+    /// A customer's access token (scopes orders:read orders:write
+    /// payments:read payments:write), sent on every public operation;
+    /// `None` for services run with authentication disabled.
+    pub token: Option<String>,
+    /// A token with scope payments:settle, for settling; the customer's
+    /// token if not given.
+    pub settle_token: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +81,19 @@ pub async fn run(target: &Target, out: &mut impl std::io::Write) -> Summary {
         "orders: invalid bodies, overflow, bad ids and content types get 400/415 with the error envelope",
         out,
     );
+    if target.token.is_some() {
+        report(
+            session.unauthenticated().await,
+            "auth: a public operation without a token, or with a malformed one, is 401 with a WWW-Authenticate challenge; a customer cannot settle (403 INSUFFICIENT_SCOPE)",
+            out,
+        );
+    } else {
+        summary.skipped += 1;
+        let _ = writeln!(
+            out,
+            "SKIP  auth: the services ask for tokens (no --token given)"
+        );
+    }
     report(
         session.unsigned_callback().await,
         "internal: payment_callback without a valid signature is 401 UNAUTHORIZED",
@@ -82,7 +102,7 @@ pub async fn run(target: &Target, out: &mut impl std::io::Write) -> Summary {
     if target.secret.is_some() {
         report(
             session.signed_callback().await,
-            "internal: a signed payment_callback settles the order; the same report again changes nothing",
+            "internal: a signed payment_callback settles the order; the same report again changes nothing; the same signed request replayed is 401",
             out,
         );
     } else {
@@ -148,6 +168,21 @@ impl Session<'_> {
             .http
             .request(method.clone(), &url)
             .timeout(Duration::from_secs(10));
+        let token =
+            if path.starts_with("/payments/success/") || path.starts_with("/payments/failed/") {
+                self.target
+                    .settle_token
+                    .as_ref()
+                    .or(self.target.token.as_ref())
+            } else {
+                self.target.token.as_ref()
+            };
+        if let Some(token) = token
+            && !path.starts_with("/internal/")
+            && !headers.iter().any(|(name, _)| *name == "authorization")
+        {
+            request = request.bearer_auth(token);
+        }
         for (name, value) in headers {
             request = request.header(*name, value);
         }
@@ -393,27 +428,114 @@ impl Session<'_> {
         })
     }
 
+    /// A public operation refuses a missing or malformed token with its
+    /// challenge, and a customer's token cannot settle.
+    async fn unauthenticated(&self) -> Check {
+        let url = format!("{}/orders", self.target.order_url);
+        for (case, authorization, code) in [
+            ("no token", None, "UNAUTHORIZED"),
+            (
+                "malformed token",
+                Some("Bearer not-a-token"),
+                "INVALID_TOKEN",
+            ),
+        ] {
+            let (status, reply) = self.challenged(&url, authorization).await?;
+            expect(
+                status == StatusCode::UNAUTHORIZED && reply["data"]["error_code"] == code,
+                || format!("{case}: {status} {reply}"),
+            )?;
+        }
+        if self.target.settle_token.is_some() {
+            let order = self.new_order(1, 10).await?;
+            let body = json!({"order_id": order["id"], "amount": 10, "provider": "conformance"});
+            let (_, payment) = self
+                .json(Method::POST, &self.target.payment_url, "/payments", body)
+                .await?;
+            let id = payment["data"]["id"].as_str().unwrap_or("");
+            let url = format!("{}/payments/failed/{id}", self.target.payment_url);
+            let customer = format!("Bearer {}", self.target.token.as_deref().unwrap_or(""));
+            let (status, reply) = self
+                .call(Method::PUT, url, None, &[("authorization", customer)])
+                .await?;
+            expect(
+                status == StatusCode::FORBIDDEN
+                    && reply["data"]["error_code"] == "INSUFFICIENT_SCOPE",
+                || format!("a customer settling: {status} {reply}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `GET url` with only `authorization` as credentials; fails on an
+    /// answer that breaks the contract or has no challenge.
+    async fn challenged(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<(StatusCode, Value), String> {
+        let path = reqwest::Url::parse(url)
+            .map_err(|e| e.to_string())?
+            .path()
+            .to_string();
+        let mut request = self.http.get(url).timeout(Duration::from_secs(10));
+        if let Some(authorization) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        let problems = self
+            .contract
+            .check("GET", &path, status.as_u16(), &headers, &bytes);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        if !headers.contains_key(reqwest::header::WWW_AUTHENTICATE) {
+            return Err(format!("{status} without a WWW-Authenticate challenge"));
+        }
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
     async fn signed_callback(&self) -> Check {
         let secret = self.target.secret.as_deref().unwrap_or_default();
         let order = self.new_order(1, 10).await?;
         let body = json!({"order_id": order["id"], "payment_id": Uuid::new_v4(), "payment_status": "failed", "amount": 10}).to_string();
-        let id = format!("msg_conformance_{}", Uuid::new_v4().simple());
+        let url = format!("{}/internal/payment-callback", self.target.order_url);
         let mut first_update = Value::Null;
+        let mut first_headers = Vec::new();
         for attempt in 0..2 {
+            // Every attempt is a new message: a signed request is accepted once.
+            let id = format!("msg_conformance_{}", Uuid::new_v4().simple());
             let timestamp = unix_now();
-            let headers = [
+            let headers = vec![
                 ("content-type", "application/json".to_string()),
                 ("webhook-id", id.clone()),
                 ("webhook-timestamp", timestamp.to_string()),
                 (
                     "webhook-signature",
-                    sign(secret, &id, timestamp, body.as_bytes()),
+                    sign(
+                        secret,
+                        &id,
+                        timestamp,
+                        "/internal/payment-callback",
+                        body.as_bytes(),
+                    ),
                 ),
             ];
-            let url = format!("{}/internal/payment-callback", self.target.order_url);
             let (status, reply) = self
-                .call(Method::POST, url, Some(body.clone()), &headers)
+                .call(Method::POST, url.clone(), Some(body.clone()), &headers)
                 .await?;
+            if attempt == 0 {
+                first_headers = headers;
+            }
             expect(
                 status == StatusCode::OK && reply["data"]["status"] == "failed",
                 || format!("attempt {attempt}: {status} {reply}"),
@@ -426,7 +548,13 @@ impl Session<'_> {
                 })?;
             }
         }
-        Ok(())
+        let (status, reply) = self
+            .call(Method::POST, url, Some(body), &first_headers)
+            .await?;
+        expect(
+            status == StatusCode::UNAUTHORIZED && reply["data"]["error_code"] == "UNAUTHORIZED",
+            || format!("a replayed signed request: {status} {reply}"),
+        )
     }
 
     async fn payment_refusals(&self) -> Check {
@@ -512,11 +640,14 @@ impl Session<'_> {
     }
 }
 
-/// The `webhook-signature` value for `body` sent as message `id` at
-/// `timestamp`; the secret was checked when the command started.
-fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+/// The `webhook-signature` value for `body` sent to `POST target` as
+/// message `id` at `timestamp` (the signature covers the method, the path
+/// and the body); the secret was checked when the command started.
+fn sign(secret: &str, id: &str, timestamp: i64, target: &str, body: &[u8]) -> String {
+    let mut content = format!("POST {target}\n").into_bytes();
+    content.extend_from_slice(body);
     standardwebhooks::Webhook::new(secret)
-        .and_then(|w| w.sign(id, timestamp, body))
+        .and_then(|w| w.sign(id, timestamp, &content))
         .expect("a secret checked at start-up and a UTF-8 body")
 }
 

@@ -14,10 +14,16 @@ async fn every_check_passes_against_the_services_from_any_directory() {
         payments.url(""),
         orders.secret().to_string(),
     );
+    let customer = harness::issuer::token(
+        "conformance",
+        "orders:read orders:write payments:read payments:write",
+    );
+    let connector = harness::issuer::token("connector", "payments:settle");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(["--order-url", &order_url, "--payment-url", &payment_url])
             .args(["--secret", &secret])
+            .args(["--token", &customer, "--settle-token", &connector])
             .current_dir("/")
             .output()
             .unwrap()
@@ -31,7 +37,7 @@ async fn every_check_passes_against_the_services_from_any_directory() {
             .lines()
             .last()
             .unwrap()
-            .starts_with("9 passed, 0 failed, 4 skipped"),
+            .starts_with("10 passed, 0 failed, 4 skipped"),
         "{report}"
     );
     payments.cleanup().await;

@@ -1,15 +1,50 @@
 //! Runs the whole system for local use: PostgreSQL from the machine's
 //! server binaries (as the `postgres` user when run as root) with
 //! `order_db` and `payment_db`, order-service on 127.0.0.1:8080 and
-//! payment-service on 127.0.0.1:8081 sharing a callback secret. Data and
-//! the secret are kept in `--data-dir` between runs. Ctrl-C stops
-//! everything cleanly.
+//! payment-service on 127.0.0.1:8081 sharing a callback secret, with
+//! authentication on: devstack is their token issuer (discovery and JWKS on
+//! 127.0.0.1:8079) and prints tokens to call them with; `devstack token`
+//! prints another. Data, the secret and the issuer's key are kept in
+//! `--data-dir` between runs. Ctrl-C stops everything cleanly.
 
 use anyhow::Context;
 use clap::Parser;
+use local_issuer::{Grant, Issuer, SigningIdentity};
 use postgres_cluster::{Cluster, database_settings};
+use service_support::auth::AuthSettings;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// The audience of devstack's tokens.
+const AUDIENCE: &str = "orders-and-payments";
+
+/// How long printed tokens last.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The callers devstack prints tokens for: (subject, scopes, who).
+const CALLERS: [(&str, &str, &str); 4] = [
+    (
+        "customer-1",
+        "orders:read orders:write payments:read payments:write",
+        "a customer",
+    ),
+    (
+        "customer-2",
+        "orders:read orders:write payments:read payments:write",
+        "another customer",
+    ),
+    (
+        "settlement-connector",
+        "payments:settle",
+        "the payment provider's connector",
+    ),
+    (
+        "back-office",
+        "admin",
+        "an administrator (reads everything)",
+    ),
+];
 
 /// Runs order-service and payment-service with their databases.
 #[derive(Parser)]
@@ -47,6 +82,32 @@ struct Options {
     /// payment-service's port.
     #[arg(long, default_value_t = 8081)]
     payment_port: u16,
+    /// The token issuer's port (discovery document and JWKS).
+    #[arg(long, default_value_t = 8079)]
+    issuer_port: u16,
+    /// Run the original open interface: no caller is authenticated and
+    /// every caller may do everything. Only on a trusted machine.
+    #[arg(long)]
+    auth_disabled: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print a new access token from the issuer of the devstack that keeps
+    /// its data in --data-dir (it need not be running).
+    Token {
+        /// The caller: the token's `sub`, who owns what it creates.
+        #[arg(long)]
+        subject: String,
+        /// Space-separated scopes: orders:read orders:write payments:read payments:write payments:settle admin.
+        #[arg(long)]
+        scope: String,
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 3600)]
+        lifetime_secs: u64,
+    },
 }
 
 #[tokio::main]
@@ -61,6 +122,24 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
+    if let Some(Command::Token {
+        subject,
+        scope,
+        lifetime_secs,
+    }) = &options.command
+    {
+        let url = std::fs::read_to_string(options.data_dir.join("issuer-url"))
+            .context("no devstack has run with this --data-dir yet: start one first")?;
+        let grant = Grant {
+            issuer: url.trim(),
+            audience: AUDIENCE,
+            subject,
+            scopes: scope,
+            lifetime: Duration::from_secs(*lifetime_secs),
+        };
+        println!("{}", grant.sign(&signing_identity(&options)?));
+        return Ok(());
+    }
     if options.fresh && options.data_dir.exists() {
         std::fs::remove_dir_all(&options.data_dir)
             .with_context(|| format!("cannot delete {}", options.data_dir.display()))?;
@@ -95,6 +174,22 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let (payment_log, _payment_log_writer) =
         service_support::logging::logger("payment-service", "info")?;
     let mut orders = order_service::Settings::from_environment(&secret)?;
+    let issuer = if options.auth_disabled {
+        orders.auth = AuthSettings::open();
+        None
+    } else if orders.auth.issuer.is_some() {
+        // An identity provider of the operator's, from AUTH_ISSUER.
+        None
+    } else {
+        let issuer = issuer(&options, ([127, 0, 0, 1], options.issuer_port).into())
+            .await
+            .context(
+                "the token issuer did not start (is the port in use? --issuer-port picks another)",
+            )?;
+        std::fs::write(options.data_dir.join("issuer-url"), issuer.url())?;
+        orders.auth = AuthSettings::issuer(issuer.url(), AUDIENCE);
+        Some(issuer)
+    };
     orders.database = order_db;
     orders.port = options.order_port;
     let order_service = order_service::start(&orders, order_log)
@@ -107,6 +202,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     payments.port = options.payment_port;
     payments.order_service.url = order_url.clone();
     payments.order_service.callback_secret = Some(secret.clone());
+    payments.auth = orders.auth.clone();
     let payment_service = match payment_service::start(&payments, payment_log).await {
         Ok(service) => service,
         Err(error) => {
@@ -134,6 +230,19 @@ async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     println!("callback secret  {secret}");
+    if options.auth_disabled {
+        println!("AUTHENTICATION DISABLED: every caller may do everything");
+    }
+    if let Some(issuer) = &issuer {
+        println!("token issuer     {} (audience {AUDIENCE})", issuer.url());
+        println!(
+            "tokens (24 h; send as Authorization: Bearer <token>; more with `devstack token`):"
+        );
+        for (subject, scopes, who) in CALLERS {
+            println!("  {subject} ({who}; {scopes}):");
+            println!("    {}", issuer.token(subject, scopes, TOKEN_LIFETIME));
+        }
+    }
     println!("Ctrl-C stops everything.");
 
     let signal = service_support::shutdown::signal_received().await?;
@@ -148,6 +257,16 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     println!("stopped");
     Ok(())
+}
+
+/// The issuer's key, kept in the data directory.
+fn signing_identity(options: &Options) -> anyhow::Result<SigningIdentity> {
+    SigningIdentity::load_or_create(&options.data_dir.join("issuer-key.pem"))
+}
+
+/// The issuer whose key is kept in the data directory, serving on `address`.
+async fn issuer(options: &Options, address: std::net::SocketAddr) -> anyhow::Result<Issuer> {
+    Issuer::serve(address, signing_identity(options)?, AUDIENCE).await
 }
 
 /// `PAYMENT_CALLBACK_SECRET`, else the one kept in the data directory,

@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 
 impl Launcher {
     /// Starts devstack and waits for it to say it is ready; returns it and what it printed.
-    fn start(data_dir: &std::path::Path, ports: (u16, u16)) -> (Launcher, Vec<String>) {
+    fn start(data_dir: &std::path::Path, ports: (u16, u16, u16)) -> (Launcher, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_devstack"))
             .args(["--data-dir", data_dir.to_str().unwrap()])
             .args([
@@ -30,6 +30,8 @@ impl Launcher {
                 &ports.0.to_string(),
                 "--payment-port",
                 &ports.1.to_string(),
+                "--issuer-port",
+                &ports.2.to_string(),
             ])
             .env_remove("PAYMENT_CALLBACK_SECRET")
             .stdout(Stdio::piped())
@@ -96,8 +98,16 @@ impl Drop for Launcher {
 async fn the_launcher_runs_the_system_and_keeps_its_data() {
     let data =
         std::env::temp_dir().join(format!("devstack-test-{}", uuid::Uuid::new_v4().simple()));
-    let ports = (free_port(), free_port());
+    let ports = (free_port(), free_port(), free_port());
     let (launcher, printed) = Launcher::start(&data, ports);
+    let token_of = |subject: &str| {
+        let at = printed
+            .iter()
+            .position(|l| l.starts_with(&format!("  {subject} (")))
+            .unwrap_or_else(|| panic!("no token printed for {subject}: {printed:?}"));
+        printed[at + 1].trim().to_string()
+    };
+    let (customer, connector) = (token_of("customer-1"), token_of("settlement-connector"));
     let secret = printed
         .iter()
         .find_map(|l| l.strip_prefix("callback secret  "))
@@ -110,12 +120,27 @@ async fn the_launcher_runs_the_system_and_keeps_its_data() {
         "{printed:?}"
     );
 
-    // The whole flow runs on what it started.
+    // Nothing is open: a request without a token is refused.
     let http = reqwest::Client::new();
+    let anonymous = http
+        .get(format!("{order_url}/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // The whole flow runs on what it started, with the tokens it printed.
     let post = |url: String, body: serde_json::Value| {
         let http = http.clone();
+        let customer = customer.clone();
         async move {
-            let response = http.post(url).json(&body).send().await.unwrap();
+            let response = http
+                .post(url)
+                .bearer_auth(customer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), reqwest::StatusCode::OK);
             response.json::<serde_json::Value>().await.unwrap()
         }
@@ -136,6 +161,7 @@ async fn the_launcher_runs_the_system_and_keeps_its_data() {
             "{payment_url}/payments/success/{}",
             payment["data"]["id"].as_str().unwrap()
         ))
+        .bearer_auth(&connector)
         .send()
         .await
         .unwrap();
@@ -144,6 +170,7 @@ async fn the_launcher_runs_the_system_and_keeps_its_data() {
     loop {
         let order: serde_json::Value = http
             .get(format!("{order_url}/orders/{order_id}"))
+            .bearer_auth(&customer)
             .send()
             .await
             .unwrap()
@@ -157,15 +184,11 @@ async fn the_launcher_runs_the_system_and_keeps_its_data() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let order: serde_json::Value = http
-        .post(format!("{order_url}/orders"))
-        .json(&serde_json::json!({"item_name": "kept", "quantity": 1, "price": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let order = post(
+        format!("{order_url}/orders"),
+        serde_json::json!({"item_name": "kept", "quantity": 1, "price": 1}),
+    )
+    .await;
     launcher.stop_with(Signal::SIGINT);
 
     let (launcher, printed) = Launcher::start(&data, ports);
@@ -176,9 +199,22 @@ async fn the_launcher_runs_the_system_and_keeps_its_data() {
         "the secret is kept too"
     );
     let id = order["data"]["id"].as_str().unwrap();
+    // The issuer's key is kept: `devstack token` mints for the running one.
+    let minted = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["token", "--subject", "customer-1", "--scope", "orders:read"])
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let minted = String::from_utf8(minted.stdout).unwrap();
     // A new client: the old one's kept-alive connections died with the first run.
     let kept = reqwest::Client::new()
         .get(format!("{order_url}/orders/{id}"))
+        .bearer_auth(minted.trim())
         .send()
         .await
         .unwrap();
@@ -204,6 +240,8 @@ fn a_taken_port_is_explained() {
             "--order-port",
             &port,
             "--payment-port",
+            "0",
+            "--issuer-port",
             "0",
         ])
         .output()

@@ -62,7 +62,7 @@ This is the original system's response shape, kept so its clients keep working.*
         schemars::JsonSchema
     )]
     pub struct ErrorData {
-        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`. New codes may be added; treat unknown ones by their HTTP status.
+        ///A stable code to branch on. Current codes: `INVALID_BODY`, `INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`, `INVALID_PAGE_TOKEN`, `UNSUPPORTED_MEDIA_TYPE`, `BODY_TOO_LARGE`, `TOTAL_AMOUNT_OVERFLOW`, `AMOUNT_MISMATCH`, `UNAUTHORIZED`, `ORDER_NOT_FOUND`, `PAYMENT_NOT_FOUND`, `ORDER_NOT_PENDING`, `ORDER_PAYMENT_IN_PROGRESS`, `ORDER_ALREADY_SETTLED`, `PAYMENT_NOT_PENDING`, `ORDER_SERVICE_UNAVAILABLE`, `ORDER_SERVICE_BAD_RESPONSE`, `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`, `INVALID_REQUEST`, `NOT_FOUND`, `INVALID_IDEMPOTENCY_KEY`, `IDEMPOTENCY_KEY_IN_USE`, `IDEMPOTENCY_KEY_REUSED`, `OUTCOME_UNKNOWN`, `PAYMENT_EXISTS`, `PAYMENT_RELEASED`, `INVALID_TOKEN`, `INSUFFICIENT_SCOPE`. New codes may be added; treat unknown ones by their HTTP status.
         pub error_code: ::std::string::String,
         ///What happened and what to change, for a person to read. Not stable: do not parse it.
         pub message: ::std::string::String,
@@ -987,7 +987,7 @@ units. Requests outside this document (an unknown path, or a method a path
 does not have) are answered 404 or 405 with the framework's own
 `{"request_id", "message"}` body.
 
-Version: 1.2.0*/
+Version: 2.0.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -1023,7 +1023,7 @@ impl Client {
 }
 impl ClientInfo<()> for Client {
     fn api_version() -> &'static str {
-        "1.2.0"
+        "2.0.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -1040,6 +1040,8 @@ impl Client {
     /**List orders
 
 Lists orders oldest first, in pages of at most `limit`. Follow `next_page` until it is `null` to see every order exactly once, even while others are being created or deleted.
+
+Needs scope `orders:read`, and lists the caller's own orders; with `admin`, every order.
 
 Sends a `GET` request to `/orders`
 
@@ -1064,6 +1066,8 @@ Creates a `pending` order whose `total_amount` is `price × quantity`. A total t
 
 Send an `Idempotency-Key` to make the create safe to retry after a timeout, a lost connection or `OUTCOME_UNKNOWN` (503: the database did not confirm in time whether the order was made): one order per key, and every retry answered with it. Without a key, such a retry may make a second order; list the orders to see. A `SERVICE_UNAVAILABLE` (503) means that nothing was made.
 
+Needs scope `orders:write`; the order belongs to the token's `sub`. An `Idempotency-Key` is the caller's own: another caller's same key is another key.
+
 Sends a `POST` request to `/orders`
 
 Arguments:
@@ -1081,6 +1085,8 @@ let response = client.create_order()
     }
     /**Fetch an order
 
+Needs scope `orders:read`; another customer's order is `ORDER_NOT_FOUND` (404), as if it did not exist. With `admin`, any order.
+
 Sends a `GET` request to `/orders/{orderId}`
 
 Arguments:
@@ -1097,6 +1103,8 @@ let response = client.get_order()
     /**Replace a pending order
 
 Replaces the item, quantity and price of a `pending` order and recomputes its total. An order that is already `paid` or `failed` cannot change: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
+
+Needs scope `orders:write`; another customer's order is `ORDER_NOT_FOUND` (404).
 
 Sends a `PUT` request to `/orders/{orderId}`
 
@@ -1116,6 +1124,8 @@ let response = client.update_order()
     /**Delete a pending order
 
 Deletes a `pending` order and answers with it as it was. Later reads of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be deleted: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).
+
+Needs scope `orders:write`; another customer's order is `ORDER_NOT_FOUND` (404).
 
 Sends a `DELETE` request to `/orders/{orderId}`
 

@@ -56,7 +56,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("Only list orders in this state."),
             )
             .about(
-                "List orders\n\nLists orders oldest first, in pages of at most `limit`. Follow `next_page` until it is `null` to see every order exactly once, even while others are being created or deleted.",
+                "List orders\n\nLists orders oldest first, in pages of at most `limit`. Follow `next_page` until it is `null` to see every order exactly once, even while others are being created or deleted.\n\nNeeds scope `orders:read`, and lists the caller's own orders; with `admin`, every order.",
             )
     }
     pub fn cli_create_order() -> ::clap::Command {
@@ -110,7 +110,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("XXX"),
             )
             .about(
-                "Create an order\n\nCreates a `pending` order whose `total_amount` is `price × quantity`. A total that does not fit in a signed 64-bit integer is rejected with `TOTAL_AMOUNT_OVERFLOW`. Answers 200 (not 201), as the original system did.\n\nSend an `Idempotency-Key` to make the create safe to retry after a timeout, a lost connection or `OUTCOME_UNKNOWN` (503: the database did not confirm in time whether the order was made): one order per key, and every retry answered with it. Without a key, such a retry may make a second order; list the orders to see. A `SERVICE_UNAVAILABLE` (503) means that nothing was made.",
+                "Create an order\n\nCreates a `pending` order whose `total_amount` is `price × quantity`. A total that does not fit in a signed 64-bit integer is rejected with `TOTAL_AMOUNT_OVERFLOW`. Answers 200 (not 201), as the original system did.\n\nSend an `Idempotency-Key` to make the create safe to retry after a timeout, a lost connection or `OUTCOME_UNKNOWN` (503: the database did not confirm in time whether the order was made): one order per key, and every retry answered with it. Without a key, such a retry may make a second order; list the orders to see. A `SERVICE_UNAVAILABLE` (503) means that nothing was made.\n\nNeeds scope `orders:write`; the order belongs to the token's `sub`. An `Idempotency-Key` is the caller's own: another caller's same key is another key.",
             )
     }
     pub fn cli_get_order() -> ::clap::Command {
@@ -122,7 +122,9 @@ impl<T: CliConfig> Cli<T> {
                     .required(true)
                     .help("The order's id (a UUID)."),
             )
-            .about("Fetch an order")
+            .about(
+                "Fetch an order\n\nNeeds scope `orders:read`; another customer's order is `ORDER_NOT_FOUND` (404), as if it did not exist. With `admin`, any order.",
+            )
     }
     pub fn cli_update_order() -> ::clap::Command {
         ::clap::Command::new("")
@@ -173,7 +175,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("XXX"),
             )
             .about(
-                "Replace a pending order\n\nReplaces the item, quantity and price of a `pending` order and recomputes its total. An order that is already `paid` or `failed` cannot change: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).",
+                "Replace a pending order\n\nReplaces the item, quantity and price of a `pending` order and recomputes its total. An order that is already `paid` or `failed` cannot change: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).\n\nNeeds scope `orders:write`; another customer's order is `ORDER_NOT_FOUND` (404).",
             )
     }
     pub fn cli_delete_order() -> ::clap::Command {
@@ -186,7 +188,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("The order's id (a UUID)."),
             )
             .about(
-                "Delete a pending order\n\nDeletes a `pending` order and answers with it as it was. Later reads of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be deleted: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).",
+                "Delete a pending order\n\nDeletes a `pending` order and answers with it as it was. Later reads of it answer `ORDER_NOT_FOUND` (404). A settled order cannot be deleted: `ORDER_NOT_PENDING` (409); nor can one whose payment is under way: `ORDER_PAYMENT_IN_PROGRESS` (409, naming the payment).\n\nNeeds scope `orders:write`; another customer's order is `ORDER_NOT_FOUND` (404).",
             )
     }
     pub async fn execute(

@@ -69,7 +69,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("XXX"),
             )
             .about(
-                "Create a payment for an order\n\nCreates a `pending` payment after order-service has attached it to the order, which requires the order to exist (`ORDER_NOT_FOUND`, 404), be `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount` (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or deleted until the payment succeeds or fails. An order has at most one payment: creating one again with the same `amount` and `provider` answers 200 with the existing payment; another amount is `AMOUNT_MISMATCH` (400), another provider `PAYMENT_EXISTS` (409). A payment nobody settles expires after 24 hours (the service's `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If order-service cannot be reached the answer is `ORDER_SERVICE_UNAVAILABLE` (503) and no payment was created. If it does not answer in time whether it took the payment, the answer is `OUTCOME_UNKNOWN` (503), or `ORDER_SERVICE_BAD_RESPONSE` (502) if its answer is unreadable: send the same request again, which answers the payment or why there is none (a payment left unfinished is given up by the service within a few timeouts, and its order is free again).\n\nSend an `Idempotency-Key` to make the create safe to retry: every retry with the key is answered as the first request was, refusals included, until the key expires.",
+                "Create a payment for an order\n\nCreates a `pending` payment after order-service has attached it to the order, which requires the order to exist (`ORDER_NOT_FOUND`, 404), be `pending` (`ORDER_NOT_PENDING`, 409) and cost exactly `amount` (`AMOUNT_MISMATCH`, 400); from then on the order cannot be changed or deleted until the payment succeeds or fails. An order has at most one payment: creating one again with the same `amount` and `provider` answers 200 with the existing payment; another amount is `AMOUNT_MISMATCH` (400), another provider `PAYMENT_EXISTS` (409). A payment nobody settles expires after 24 hours (the service's `PAYMENT_EXPIRY_SECS`): it becomes `failed`, and so does its order. If order-service cannot be reached the answer is `ORDER_SERVICE_UNAVAILABLE` (503) and no payment was created. If it does not answer in time whether it took the payment, the answer is `OUTCOME_UNKNOWN` (503), or `ORDER_SERVICE_BAD_RESPONSE` (502) if its answer is unreadable: send the same request again, which answers the payment or why there is none (a payment left unfinished is given up by the service within a few timeouts, and its order is free again).\n\nSend an `Idempotency-Key` to make the create safe to retry: every retry with the key is answered as the first request was, refusals included, until the key expires. Keys are the caller's own: another caller's same key is another key.\n\nNeeds scope `payments:write`, and the order must be the caller's (order-service decides): another customer's order is `ORDER_NOT_FOUND` (404), as if it did not exist.",
             )
     }
     pub fn cli_mark_payment_failed() -> ::clap::Command {
@@ -82,7 +82,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("The payment's id (a UUID)."),
             )
             .about(
-                "Record that a payment failed\n\nMoves a `pending` payment to `failed`; any other transition is `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and the order becomes `failed`.",
+                "Record that a payment failed\n\nMoves a `pending` payment to `failed`; any other transition is `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and the order becomes `failed`.\n\nNeeds scope `payments:settle`, like `mark_payment_success`.",
             )
     }
     pub fn cli_mark_payment_success() -> ::clap::Command {
@@ -95,7 +95,7 @@ impl<T: CliConfig> Cli<T> {
                     .help("The payment's id (a UUID)."),
             )
             .about(
-                "Record that a payment succeeded\n\nMoves a `pending` payment to `success` and sets `paid_at`; any other transition is `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and the order becomes `paid`.",
+                "Record that a payment succeeded\n\nMoves a `pending` payment to `success` and sets `paid_at`; any other transition is `PAYMENT_NOT_PENDING` (409). order-service is then told reliably, and the order becomes `paid`.\n\nNeeds scope `payments:settle` (the payment provider's connector or the back office), which acts on any payment; a customer cannot settle even their own.",
             )
     }
     pub fn cli_get_payment() -> ::clap::Command {
@@ -107,7 +107,9 @@ impl<T: CliConfig> Cli<T> {
                     .required(true)
                     .help("The payment's id (a UUID)."),
             )
-            .about("Fetch a payment")
+            .about(
+                "Fetch a payment\n\nNeeds scope `payments:read`, and answers the caller's own payments; another customer's is `PAYMENT_NOT_FOUND` (404), as if it did not exist. With `payments:settle` or `admin`, any payment.",
+            )
     }
     pub async fn execute(
         &self,

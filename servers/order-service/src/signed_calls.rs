@@ -1,9 +1,15 @@
-//! Verifies payment-service's callbacks per Standard Webhooks.
+//! Verifies payment-service's signed calls per Standard Webhooks: the
+//! signature covers the method, the path and query (so the order acted on)
+//! and the body, and each signed request is accepted once.
 
 use anyhow::{Context, bail};
+use api_common::SignedRequest;
 use base64::Engine;
 use http::HeaderMap;
+use service_support::database::{Database, DbError};
 use standardwebhooks::{Webhook, WebhookError};
+use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
 
 /// The shortest secret accepted: Standard Webhooks asks for 24 to 64 random bytes.
 const MIN_SECRET_BYTES: usize = 24;
@@ -29,13 +35,15 @@ impl CallbackVerifier {
         Ok(CallbackVerifier { webhooks })
     }
 
-    /// Checks the `webhook-*` headers against the exact body bytes received.
-    /// The error says what to fix, for the 401's message.
-    pub fn verify(&self, body: &[u8], headers: &HeaderMap) -> Result<(), String> {
+    /// Checks the `webhook-*` headers against `request` and the exact body
+    /// bytes received. The error says what to fix, for the 401's message.
+    pub fn verify(&self, request: &SignedRequest, body: &[u8]) -> Result<(), String> {
+        let headers = &request.headers;
         timely(headers)?;
+        let content = signed_content(&request.method, &request.target, body);
         let mut first_error = None;
         for webhook in &self.webhooks {
-            match webhook.verify(body, headers) {
+            match webhook.verify(&content, headers) {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -43,6 +51,87 @@ impl CallbackVerifier {
             }
         }
         Err(explain(first_error.expect("at least one secret")))
+    }
+}
+
+/// What is signed: `{METHOD} {path and query}\n{body}`, so a signature
+/// made for one order or operation is worth nothing on another.
+pub fn signed_content(method: &http::Method, target: &str, body: &[u8]) -> Vec<u8> {
+    let mut content = format!("{method} {target}\n").into_bytes();
+    content.extend_from_slice(body);
+    content
+}
+
+/// The longest `webhook-id` accepted.
+const MAX_ID_BYTES: usize = 256;
+
+/// Accepts each verified signed request once: its `webhook-id` is recorded,
+/// and a request whose id was recorded before is a replay. Ids are kept
+/// twice the signature's tolerance, after which the signature itself is
+/// stale.
+#[derive(Clone)]
+pub struct SeenCalls {
+    db: Database,
+}
+
+/// Why a signed request is not accepted.
+pub enum Refusal {
+    Replayed(String),
+    Database(DbError),
+}
+
+impl SeenCalls {
+    pub fn new(db: Database) -> Self {
+        SeenCalls { db }
+    }
+
+    /// Records `headers`' webhook-id; refuses one seen before.
+    pub async fn first_time(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if id.is_empty() || id.len() > MAX_ID_BYTES {
+            return Err(Refusal::Replayed(format!(
+                "webhook-id must be 1 to {MAX_ID_BYTES} characters, new for every attempt"
+            )));
+        }
+        let inserted = self
+            .db
+            .execute(
+                "INSERT INTO signed_calls_seen (webhook_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&id],
+            )
+            .await
+            .map_err(Refusal::Database)?;
+        if inserted == 0 {
+            return Err(Refusal::Replayed(format!(
+                "a request with webhook-id {id:?} was accepted before; a replayed signed \
+                 request is refused, and every attempt must be signed with a new id"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Forgets ids older than twice the tolerance, every minute.
+    pub fn spawn_pruner(self, log: slog::Logger) -> AbortOnDropHandle<()> {
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let keep_secs = (2 * TOLERANCE_SECS) as f64;
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                if let Err(error) = self
+                    .db
+                    .execute(
+                        "DELETE FROM signed_calls_seen \
+                         WHERE seen_at < clock_timestamp() - $1 * interval '1 second'",
+                        &[&keep_secs],
+                    )
+                    .await
+                {
+                    slog::warn!(log, "cannot prune the signed calls seen"; "error" => %error);
+                }
+            }
+        }))
     }
 }
 
@@ -99,7 +188,7 @@ fn explain(error: WebhookError) -> String {
                 .to_string()
         }
         WebhookError::InvalidSignature => {
-            "no webhook-signature matches: the body, id or timestamp changed after signing, or the secret differs"
+            "no webhook-signature matches: the method, path, body, id or timestamp changed after signing, or the secret differs"
                 .to_string()
         }
         WebhookError::InvalidPayload => "the signed body is not UTF-8 text".to_string(),
@@ -114,20 +203,46 @@ mod tests {
     const CURRENT: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const PREVIOUS: &str = "whsec_dGhpcyBpcyB0aGUgcHJldmlvdXMgc2VjcmV0IQ==";
 
-    fn signed(secret: &str, body: &[u8]) -> HeaderMap {
+    const TARGET: &str = "/internal/orders/5d6c1c3e-39d1-4f36-9d6b-3f1c1b0f7a10/payment";
+
+    fn signed(secret: &str, body: &[u8]) -> SignedRequest {
         signed_at(secret, body, chrono::Utc::now().timestamp())
     }
 
-    fn signed_at(secret: &str, body: &[u8], timestamp: i64) -> HeaderMap {
+    fn signed_at(secret: &str, body: &[u8], timestamp: i64) -> SignedRequest {
+        let content = signed_content(&http::Method::POST, TARGET, body);
         let signature = Webhook::new(secret)
             .unwrap()
-            .sign("msg_1", timestamp, body)
+            .sign("msg_1", timestamp, &content)
             .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("webhook-id", "msg_1".parse().unwrap());
         headers.insert("webhook-timestamp", timestamp.to_string().parse().unwrap());
         headers.insert("webhook-signature", signature.parse().unwrap());
-        headers
+        SignedRequest {
+            method: http::Method::POST,
+            target: TARGET.to_string(),
+            headers,
+        }
+    }
+
+    #[test]
+    fn a_signature_is_worth_nothing_on_another_path_or_method() {
+        let verifier = CallbackVerifier::new([CURRENT]).unwrap();
+        let body = br#"{"amount":1}"#;
+        let request = signed(CURRENT, body);
+        assert_eq!(verifier.verify(&request, body), Ok(()));
+        let elsewhere = SignedRequest {
+            target: "/internal/orders/0b9d6a3e-0c0e-4a4e-8f3e-2d8f7c6b5a41/payment".to_string(),
+            ..signed(CURRENT, body)
+        };
+        let error = verifier.verify(&elsewhere, body).unwrap_err();
+        assert!(error.contains("no webhook-signature matches"), "{error}");
+        let other_method = SignedRequest {
+            method: http::Method::PUT,
+            ..signed(CURRENT, body)
+        };
+        assert!(verifier.verify(&other_method, body).is_err());
     }
 
     #[test]
@@ -157,7 +272,7 @@ mod tests {
             i64::MAX,
         ] {
             let error = verifier
-                .verify(body, &signed_at(CURRENT, body, timestamp))
+                .verify(&signed_at(CURRENT, body, timestamp), body)
                 .unwrap_err();
             assert!(
                 error.contains("more than 5 minutes"),
@@ -165,7 +280,7 @@ mod tests {
             );
         }
         assert_eq!(
-            verifier.verify(body, &signed_at(CURRENT, body, now - 299)),
+            verifier.verify(&signed_at(CURRENT, body, now - 299), body),
             Ok(())
         );
     }
@@ -174,10 +289,10 @@ mod tests {
     fn during_a_rotation_both_secrets_verify_and_others_do_not() {
         let verifier = CallbackVerifier::new([CURRENT, PREVIOUS]).unwrap();
         let body = br#"{"amount":1}"#;
-        assert_eq!(verifier.verify(body, &signed(CURRENT, body)), Ok(()));
-        assert_eq!(verifier.verify(body, &signed(PREVIOUS, body)), Ok(()));
+        assert_eq!(verifier.verify(&signed(CURRENT, body), body), Ok(()));
+        assert_eq!(verifier.verify(&signed(PREVIOUS, body), body), Ok(()));
         let foreign = "whsec_Zm9yZWlnbiBzZWNyZXQgb2YgdHdlbnR5LWZvdXI=";
-        let error = verifier.verify(body, &signed(foreign, body)).unwrap_err();
+        let error = verifier.verify(&signed(foreign, body), body).unwrap_err();
         assert!(error.contains("no webhook-signature matches"), "{error}");
     }
 }
