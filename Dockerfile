@@ -1,14 +1,16 @@
-# Builds both services; `--target order-service` or `--target payment-service`
-# picks the image. docker-compose.yml does this for you.
+# Builds both services and the development token issuer; `--target
+# order-service`, `--target payment-service` or `--target token-issuer` picks
+# the image. docker-compose.yml does this for you.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p order-service -p payment-service \
+    cargo build --release --locked -p order-service -p payment-service -p local-issuer \
     && mkdir -p /out \
-    && cp target/release/order-service target/release/payment-service /out/
+    && cp target/release/order-service target/release/payment-service \
+        target/release/token-issuer /out/
 
 # The runtime: Debian slim with curl for the healthcheck, running as an
 # unprivileged user.
@@ -33,3 +35,16 @@ ENV PORT=8081
 EXPOSE 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD ["curl", "-fsS", "http://127.0.0.1:8081/readyz"]
 ENTRYPOINT ["/usr/local/bin/payment-service"]
+
+# A token issuer for development and demonstration only (see the README):
+# whoever can run `token-issuer token` in it gets any token. Its key is kept
+# in /data.
+FROM runtime AS token-issuer
+COPY --from=build /out/token-issuer /usr/local/bin/token-issuer
+USER 0
+RUN mkdir /data && chown 10001 /data
+USER 10001
+EXPOSE 8079
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD ["curl", "-fsS", "http://127.0.0.1:8079/.well-known/openid-configuration"]
+ENTRYPOINT ["/usr/local/bin/token-issuer"]
+CMD ["serve"]

@@ -33,7 +33,7 @@ pub fn issuer() -> &'static Issuer {
                     .expect("a runtime for the token issuer");
                 runtime.block_on(async move {
                     let signing = SigningIdentity::generate().expect("a signing key");
-                    let issuer = Issuer::serve(([127, 0, 0, 1], 0).into(), signing, AUDIENCE)
+                    let issuer = Issuer::serve(([127, 0, 0, 1], 0).into(), None, signing, AUDIENCE)
                         .await
                         .expect("the token issuer starts");
                     sender.send(issuer).expect("the test waits for the issuer");

@@ -120,6 +120,16 @@ fn every_variable_set_is_one_the_binary_reads_and_secrets_come_only_from_secrets
             let read = match service.as_str() {
                 "order-service" => variables_read(order_service::Settings::command()),
                 "payment-service" => variables_read(payment_service::Settings::command()),
+                // The development issuer (tools/local-issuer/src/main.rs).
+                "token-issuer" => [
+                    "TOKEN_ISSUER_DATA_DIR",
+                    "TOKEN_ISSUER_LISTEN",
+                    "TOKEN_ISSUER_URL",
+                    "TOKEN_ISSUER_AUDIENCE",
+                ]
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
                 other => panic!("unexpected Deployment {other}"),
             };
             let mut set = Vec::new();
@@ -158,9 +168,24 @@ fn every_variable_set_is_one_the_binary_reads_and_secrets_come_only_from_secrets
                     "{overlay}: {service} does not read {name}"
                 );
             }
+            if service == "token-issuer" {
+                assert_eq!(overlay, "dev", "a development issuer outside dev");
+                continue;
+            }
             assert!(
                 set.iter().any(|n| n == "PAYMENT_CALLBACK_SECRET"),
                 "{overlay}: {service} needs the callback secret"
+            );
+            // Nothing is open: each service names who issues its tokens.
+            for name in ["AUTH_ISSUER", "AUTH_AUDIENCE"] {
+                assert!(
+                    set.iter().any(|n| n == name),
+                    "{overlay}: {service} sets no {name}"
+                );
+            }
+            assert!(
+                !set.iter().any(|n| n == "AUTH_DISABLED"),
+                "{overlay}: {service} is open"
             );
         }
     }

@@ -124,6 +124,14 @@ fn every_variable_compose_sets_is_one_the_service_reads() {
             set.contains(&"PAYMENT_CALLBACK_SECRET".to_string()),
             "{service} needs the callback secret"
         );
+        // Nothing is open by default: each service names who issues tokens.
+        for name in ["AUTH_ISSUER", "AUTH_AUDIENCE"] {
+            assert!(set.contains(&name.to_string()), "{service} sets no {name}");
+        }
+        assert!(
+            !set.contains(&"AUTH_DISABLED".to_string()),
+            "{service} is open by default"
+        );
     }
 }
 
@@ -134,7 +142,8 @@ fn every_variable_compose_interpolates_is_documented_in_env_example() {
     let documented: BTreeSet<&str> = example
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, _)| k.trim())
+        // An optional setting is documented commented out.
+        .map(|(k, _)| k.trim().trim_start_matches('#').trim())
         .collect();
     let mut checked = 0;
     for (at, _) in text.match_indices("${") {
@@ -187,6 +196,21 @@ async fn only_the_service_ports_are_published_and_healthchecks_hit_served_paths(
                     "image healthcheck for {name}"
                 );
             }
+            "token-issuer" => {
+                assert!(ports.is_empty(), "the token issuer must not be published");
+                let discovery = "http://127.0.0.1:8079/.well-known/openid-configuration";
+                let check = format!("{:?}", service["healthcheck"]["test"]);
+                assert!(check.contains(discovery), "{check}");
+                assert!(
+                    dockerfile().contains(&format!("\"{discovery}\"")),
+                    "image healthcheck for {name}"
+                );
+                // The path the healthcheck calls is one the issuer serves.
+                let served = harness::issuer::issuer().url().to_string()
+                    + "/.well-known/openid-configuration";
+                let answer = reqwest::get(served).await.unwrap();
+                assert_eq!(answer.status(), reqwest::StatusCode::OK);
+            }
             database => {
                 assert!(ports.is_empty(), "{database} must not be published");
                 assert!(
@@ -223,8 +247,13 @@ fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
             dockerfile.contains(&format!("AS {target}\n")),
             "no stage {target}"
         );
+        // (package, its binary's source) of each image's binary.
+        let (package, source) = match target {
+            "token-issuer" => ("local-issuer", "tools/local-issuer/src/main.rs".to_string()),
+            service => (service, format!("servers/{service}/src/main.rs")),
+        };
         assert!(
-            build_line.contains(&format!("-p {target}")),
+            build_line.contains(&format!("-p {package}")),
             "the build step does not build {target}"
         );
         assert!(
@@ -232,9 +261,7 @@ fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
             "{target} is not run"
         );
         assert!(
-            repository()
-                .join(format!("servers/{target}/src/main.rs"))
-                .exists(),
+            repository().join(&source).exists(),
             "{target} is not a binary here"
         );
         assert_eq!(
@@ -242,11 +269,17 @@ fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
             Some("on-failure"),
             "{name} restarts on failure"
         );
+        if target == "token-issuer" {
+            continue;
+        }
         let database = format!("{}-db", name.trim_end_matches("-service"));
-        assert_eq!(
-            service["depends_on"][database.as_str()]["condition"].as_str(),
-            Some("service_healthy")
-        );
+        for dependency in [database.as_str(), "token-issuer"] {
+            assert_eq!(
+                service["depends_on"][dependency]["condition"].as_str(),
+                Some("service_healthy"),
+                "{name} waits for {dependency}"
+            );
+        }
     }
     assert!(
         dockerfile.contains("USER 10001"),

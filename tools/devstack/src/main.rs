@@ -9,7 +9,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use local_issuer::{Grant, Issuer, SigningIdentity};
+use local_issuer::KeptIssuer;
 use postgres_cluster::{Cluster, database_settings};
 use service_support::auth::AuthSettings;
 use std::path::{Path, PathBuf};
@@ -128,16 +128,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
         lifetime_secs,
     }) = &options.command
     {
-        let url = std::fs::read_to_string(options.data_dir.join("issuer-url"))
-            .context("no devstack has run with this --data-dir yet: start one first")?;
-        let grant = Grant {
-            issuer: url.trim(),
-            audience: AUDIENCE,
+        let token = KeptIssuer::at(&options.data_dir).token(
             subject,
-            scopes: scope,
-            lifetime: Duration::from_secs(*lifetime_secs),
-        };
-        println!("{}", grant.sign(&signing_identity(&options)?));
+            scope,
+            Duration::from_secs(*lifetime_secs),
+        )?;
+        println!("{token}");
         return Ok(());
     }
     if options.fresh && options.data_dir.exists() {
@@ -181,12 +177,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
         // An identity provider of the operator's, from AUTH_ISSUER.
         None
     } else {
-        let issuer = issuer(&options, ([127, 0, 0, 1], options.issuer_port).into())
+        let issuer = KeptIssuer::at(&options.data_dir)
+            .serve(([127, 0, 0, 1], options.issuer_port).into(), None, AUDIENCE)
             .await
             .context(
                 "the token issuer did not start (is the port in use? --issuer-port picks another)",
             )?;
-        std::fs::write(options.data_dir.join("issuer-url"), issuer.url())?;
         orders.auth = AuthSettings::issuer(issuer.url(), AUDIENCE);
         Some(issuer)
     };
@@ -257,16 +253,6 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     println!("stopped");
     Ok(())
-}
-
-/// The issuer's key, kept in the data directory.
-fn signing_identity(options: &Options) -> anyhow::Result<SigningIdentity> {
-    SigningIdentity::load_or_create(&options.data_dir.join("issuer-key.pem"))
-}
-
-/// The issuer whose key is kept in the data directory, serving on `address`.
-async fn issuer(options: &Options, address: std::net::SocketAddr) -> anyhow::Result<Issuer> {
-    Issuer::serve(address, signing_identity(options)?, AUDIENCE).await
 }
 
 /// `PAYMENT_CALLBACK_SECRET`, else the one kept in the data directory,

@@ -112,16 +112,21 @@ pub struct Issuer {
 
 impl Issuer {
     /// Serves `signing`'s keys on `address` (port 0 picks one) until the
-    /// runtime stops; tokens are for `audience`.
+    /// runtime stops, as the issuer `url` (by default the address it
+    /// listens on, for clients on this machine); tokens are for `audience`.
     pub async fn serve(
         address: SocketAddr,
+        url: Option<&str>,
         signing: SigningIdentity,
         audience: &str,
     ) -> anyhow::Result<Issuer> {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("the token issuer cannot listen on {address}"))?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let url = match url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
         let signing = Arc::new(signing);
         let documents = Arc::new(Documents::new(&url, &signing)?);
         tokio::spawn(async move {
@@ -169,6 +174,65 @@ impl Issuer {
             lifetime,
         };
         grant.sign(&self.signing)
+    }
+}
+
+/// An issuer kept in a directory: its key (`issuer-key.pem`), and the URL
+/// and audience it serves under (`issuer-url`, `issuer-audience`), so that
+/// another process given the same directory mints tokens it accepts.
+pub struct KeptIssuer {
+    dir: std::path::PathBuf,
+}
+
+impl KeptIssuer {
+    pub fn at(dir: &Path) -> KeptIssuer {
+        KeptIssuer {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The key kept there, or a new one written there.
+    pub fn signing(&self) -> anyhow::Result<SigningIdentity> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        SigningIdentity::load_or_create(&self.dir.join("issuer-key.pem"))
+    }
+
+    /// Serves the kept key on `address`, under `url` if given (else the
+    /// address it listens on), for `audience`; records both for [`KeptIssuer::token`].
+    pub async fn serve(
+        &self,
+        address: SocketAddr,
+        url: Option<&str>,
+        audience: &str,
+    ) -> anyhow::Result<Issuer> {
+        let issuer = Issuer::serve(address, url, self.signing()?, audience).await?;
+        std::fs::write(self.dir.join("issuer-url"), &issuer.url)?;
+        std::fs::write(self.dir.join("issuer-audience"), audience)?;
+        Ok(issuer)
+    }
+
+    /// A token from the issuer that served from this directory.
+    pub fn token(&self, subject: &str, scopes: &str, lifetime: Duration) -> anyhow::Result<String> {
+        let read = |name: &str| {
+            std::fs::read_to_string(self.dir.join(name))
+                .map(|text| text.trim().to_string())
+                .with_context(|| {
+                    format!(
+                        "{} holds no issuer: serve one from it first",
+                        self.dir.display()
+                    )
+                })
+        };
+        let (url, audience) = (read("issuer-url")?, read("issuer-audience")?);
+        let grant = Grant {
+            issuer: &url,
+            audience: &audience,
+            subject,
+            scopes,
+            lifetime,
+        };
+        Ok(grant.sign(&self.signing()?))
     }
 }
 
