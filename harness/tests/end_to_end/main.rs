@@ -8,6 +8,7 @@ mod contract_fuzzing;
 mod docs;
 mod flow;
 mod hostile_input;
+mod identity_provider;
 mod integrity;
 mod operations;
 mod other_languages;
