@@ -38,9 +38,17 @@ pub enum Pace {
 /// bound).
 const READ_AGAIN_AT_MOST_AFTER: Duration = Duration::from_millis(16);
 
+/// The tokens flows run with when the services authenticate: a customer's,
+/// who orders and pays, and the settlement connector's.
+pub struct Tokens {
+    pub customer: String,
+    pub connector: String,
+}
+
 pub async fn run(
     order_url: &str,
     payment_url: &str,
+    tokens: Option<&Tokens>,
     clients: usize,
     pace: Pace,
     duration: Duration,
@@ -50,22 +58,28 @@ pub async fn run(
         .timeout(Duration::from_secs(10))
         .build()
         .expect("an HTTP client");
+    let (customer, connector) = match tokens {
+        Some(tokens) => (
+            payment_client::ClientContext::with_token(&tokens.customer),
+            payment_client::ClientContext::with_token(&tokens.connector),
+        ),
+        None => Default::default(),
+    };
     let orders = order_client::Client::new_with_client(
         order_url,
         http.clone(),
-        order_client::ClientContext::default(),
+        tokens.map_or_else(Default::default, |t| {
+            order_client::ClientContext::with_token(&t.customer)
+        }),
     );
-    let payments = payment_client::Client::new_with_client(
-        payment_url,
-        http,
-        payment_client::ClientContext::default(),
-    );
+    let payments = payment_client::Client::new_with_client(payment_url, http.clone(), customer);
+    let settlement = payment_client::Client::new_with_client(payment_url, http, connector);
     let started = Instant::now();
     let deadline = started + duration;
     let next_start = Arc::new(Mutex::new(started));
     let errors = Arc::new(AtomicU64::new(0));
     let workers = (0..clients).map(|_| {
-        let (orders, payments) = (orders.clone(), payments.clone());
+        let (orders, payments, settlement) = (orders.clone(), payments.clone(), settlement.clone());
         let (next_start, errors) = (next_start.clone(), errors.clone());
         tokio::spawn(async move {
             let mut delays = Vec::new();
@@ -82,7 +96,7 @@ pub async fn run(
                 if Instant::now() >= deadline {
                     return delays;
                 }
-                match one_flow(&orders, &payments).await {
+                match one_flow(&orders, &payments, &settlement).await {
                     Ok(delay) => delays.push(delay),
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +131,7 @@ pub async fn run(
 async fn one_flow(
     orders: &order_client::Client,
     payments: &payment_client::Client,
+    settlement: &payment_client::Client,
 ) -> Result<Duration, String> {
     let order = orders
         .create_order(
@@ -144,7 +159,7 @@ async fn one_flow(
         .map_err(|e| e.to_string())?
         .into_inner()
         .data;
-    payments
+    settlement
         .mark_payment_success(&payment.id)
         .await
         .map_err(|e| e.to_string())?;

@@ -115,18 +115,26 @@ end
 }
 
 /// Runs `load` against `base_url` with wrk for `duration`.
+/// Runs `load` against `base_url`, every request sending `token` as a
+/// bearer token if there is one.
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     base_url: &str,
     work_dir: &Path,
     name: &str,
     load: &Load,
+    token: Option<&str>,
     threads: usize,
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<Figures> {
     let script = work_dir.join(format!("{name}.wrk.lua"));
     std::fs::write(&script, &load.script)?;
-    let output = Command::new("wrk")
+    let mut wrk = Command::new("wrk");
+    if let Some(token) = token {
+        wrk.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = wrk
         .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
         .args(["-d", &format!("{}s", duration.as_secs().max(1))])
         .args(["--timeout", "10s", "--latency", "-s"])

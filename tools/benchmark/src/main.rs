@@ -9,9 +9,14 @@
 //!    level and loads each operation over HTTP with wrk (`http_load`);
 //! 4. runs the whole flow through the generated clients, as fast as it goes
 //!    and then at half that rate (`flow`);
-//! 5. prints one table, with each service's memory idle and after the load.
+//! 5. prints one table, with each service's memory idle and after the load;
+//! 6. starts the services again with authentication on (a token issuer in
+//!    this process) and measures `GET /orders/{id}`, `POST /orders` and the
+//!    whole flow again with tokens, printing both figures side by side.
 //!
-//! Bounded in time (about 2½ minutes with the defaults), loopback only;
+//! Steps 3 to 5 run with authentication off (`AUTH_DISABLED`), as the
+//! figures of earlier rounds were taken. Bounded in time (about 3 minutes
+//! with the defaults), loopback only;
 //! everything it starts is stopped when it ends.
 
 mod ceiling;
@@ -22,6 +27,7 @@ mod services;
 
 use anyhow::Context;
 use clap::Parser;
+use local_issuer::{Issuer, SigningIdentity};
 use postgres_cluster::Cluster;
 use services::Service;
 use std::path::PathBuf;
@@ -48,8 +54,8 @@ struct Options {
     /// beside this program, as `cargo build --release --bins` leaves them).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// After the table, run the flow at the half rate for this many seconds
-    /// more, printing every 30 s each service's memory, the outbox's rows,
+    /// After the tables, run the flow (authentication on) at the half rate
+    /// for this many seconds more, printing every 30 s each service's memory, the outbox's rows,
     /// the settled→paid p99 and what a /metrics scrape took: growth shows
     /// here. payment-service then keeps delivered outcomes for
     /// `--soak-retention-secs` only, so the outbox levels off within the run.
@@ -114,6 +120,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The audience of the benchmark's tokens.
+const AUDIENCE: &str = "orders-and-payments-benchmark";
+
 /// How the two service binaries are run: production log level, the
 /// database's pool size, a shared callback secret.
 struct Services<'a> {
@@ -127,19 +136,25 @@ struct Services<'a> {
 }
 
 impl Services<'_> {
-    /// Starts order-service, then payment-service pointing at it.
-    fn start(&self) -> anyhow::Result<(Service, Service)> {
+    /// Starts order-service, then payment-service pointing at it; both
+    /// trust `issuer`'s tokens, or authenticate nobody without one.
+    fn start(&self, issuer: Option<&Issuer>) -> anyhow::Result<(Service, Service)> {
         let environment = |database: &str| {
-            vec![
+            let mut environment = vec![
                 ("DATABASE_URL", self.cluster.connection_string(database)),
                 ("PORT", "0".to_string()),
                 ("LOG_LEVEL", "info".to_string()),
                 ("DB_POOL_SIZE", self.pool_size.to_string()),
                 ("PAYMENT_CALLBACK_SECRET", self.secret.clone()),
-                // Measured without authentication for now: the figures
-                // with it on are not taken yet (issue 16).
-                ("AUTH_DISABLED", "true".to_string()),
-            ]
+            ];
+            match issuer {
+                Some(issuer) => {
+                    environment.push(("AUTH_ISSUER", issuer.url().to_string()));
+                    environment.push(("AUTH_AUDIENCE", issuer.audience().to_string()));
+                }
+                None => environment.push(("AUTH_DISABLED", "true".to_string())),
+            }
+            environment
         };
         let orders = Service::start(
             "order-service",
@@ -195,7 +210,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
 
     // Migrated by the services themselves; started once to create the
     // schema, stopped while the database is measured alone.
-    let (order_service, payment_service) = services.start()?;
+    let (order_service, payment_service) = services.start(None)?;
     payment_service.stop();
     order_service.stop();
 
@@ -285,7 +300,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         .await?;
     payments_db.batch_execute("VACUUM ANALYZE").await?;
 
-    let (order_service, payment_service) = services.start()?;
+    let (order_service, payment_service) = services.start(None)?;
     let idle = (order_service.rss()?, payment_service.rss()?);
 
     let loads = [
@@ -312,6 +327,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
             &work_dir,
             &format!("op{index}"),
             load,
+            None,
             2,
             options.connections(),
             duration,
@@ -334,6 +350,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     let fastest = flow::run(
         &order_service.url(),
         &payment_service.url(),
+        None,
         options.flow_clients(),
         flow::Pace::AsFastAsPossible,
         duration,
@@ -345,6 +362,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     let paced = flow::run(
         &order_service.url(),
         &payment_service.url(),
+        None,
         options.flow_clients(),
         flow::Pace::PerSecond(half_rate),
         duration,
@@ -362,9 +380,73 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         loaded,
         options,
     );
+
+    // The same operations and flow again, with authentication on.
+    payment_service.stop();
+    order_service.stop();
+    let issuer = Issuer::serve(
+        ([127, 0, 0, 1], 0).into(),
+        None,
+        SigningIdentity::generate()?,
+        AUDIENCE,
+    )
+    .await?;
+    let lifetime = Duration::from_secs(3600);
+    let customer_scopes = "orders:read orders:write payments:read payments:write";
+    let tokens = flow::Tokens {
+        customer: issuer.token(seed::CUSTOMER, customer_scopes, lifetime),
+        connector: issuer.token("bench-connector", "payments:settle", lifetime),
+    };
+    let (order_service, payment_service) = services.start(Some(&issuer))?;
+    let mut compared = Vec::new();
+    for (index, row) in table.iter().enumerate().take(2) {
+        eprintln!(
+            "service with authentication: {} with wrk, {} connections, {duration:?}",
+            row.operation,
+            options.connections()
+        );
+        let figures = http_load::measure(
+            &order_service.url(),
+            &work_dir,
+            &format!("auth{index}"),
+            &loads[index].1,
+            Some(&tokens.customer),
+            2,
+            options.connections(),
+            duration,
+        )?;
+        compared.push((
+            row.operation,
+            row.figures.requests_per_second,
+            figures.requests_per_second,
+            figures.errors,
+        ));
+    }
+    eprintln!(
+        "flow with authentication: {} clients as fast as they go, {duration:?}",
+        options.flow_clients()
+    );
+    let authenticated = flow::run(
+        &order_service.url(),
+        &payment_service.url(),
+        Some(&tokens),
+        options.flow_clients(),
+        flow::Pace::AsFastAsPossible,
+        duration,
+    )
+    .await;
+    wait_for_deliveries(&payments_db, DRAIN_BOUND).await?;
+    compared.push((
+        "whole flow (flows/s)",
+        fastest.flows_per_second,
+        authenticated.flows_per_second,
+        authenticated.errors,
+    ));
+    print_comparison(&compared);
     soak(
         &order_service,
         &payment_service,
+        &tokens,
         &payments_db,
         half_rate,
         options,
@@ -375,6 +457,28 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&work_dir);
     Ok(())
+}
+
+/// Each (measurement, figure without authentication, with it, errors with
+/// it), and how far apart they are.
+fn print_comparison(compared: &[(&str, f64, f64, u64)]) {
+    println!();
+    println!(
+        "| with authentication | auth off (req/s) | auth on (req/s) | on / off | errors (on) |"
+    );
+    println!("|---|--:|--:|--:|--:|");
+    for (operation, off, on, errors) in compared {
+        println!(
+            "| `{operation}` | {off:.0} | {on:.0} | **{:.2}** | {errors} |",
+            on / off
+        );
+    }
+    println!(
+        "\nAuthentication on: every request carries a bearer token (EdDSA, from a token \
+         issuer in the benchmark's process, found by OpenID discovery), verified once per \
+         token and then served from the verified-token cache; reads see the caller's own \
+         orders (the seeded ones are the token subject's)."
+    );
 }
 
 /// Commits of one flow that wait for the disk: the order, the payment's
@@ -476,6 +580,7 @@ fn print_table(
 async fn soak(
     orders: &Service,
     payments: &Service,
+    tokens: &flow::Tokens,
     payments_db: &tokio_postgres::Client,
     rate: f64,
     options: &Options,
@@ -494,6 +599,7 @@ async fn soak(
         let figures = flow::run(
             &orders.url(),
             &payments.url(),
+            Some(tokens),
             options.flow_clients(),
             flow::Pace::PerSecond(rate),
             Duration::from_secs(30),

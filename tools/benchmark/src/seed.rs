@@ -14,6 +14,10 @@ pub const CEILING_SETTLEABLE_FROM: u64 = 30_000_000;
 /// Pending orders that pgbench attaches payments to, `:client_id × stride` apart.
 pub const CEILING_PAYABLE_FROM: u64 = 40_000_000;
 
+/// The customer who owns every seeded order and payment: the subject of the
+/// benchmark's tokens when authentication is on (with it off, everyone's).
+pub const CUSTOMER: &str = "bench-customer";
+
 /// Every order row costs this much: 2 × 250.
 pub const TOTAL: i64 = 500;
 
@@ -30,8 +34,9 @@ pub fn payment_id_sql(n: &str) -> String {
 /// Pending orders `first..first + count` in order_db.
 pub fn orders(first: u64, count: u64) -> String {
     format!(
-        "INSERT INTO orders (id, item_name, quantity, price, total_amount) \
-         SELECT {}, 'bench item', 2, 250, {TOTAL} FROM generate_series({first}::bigint, {}) AS n",
+        "INSERT INTO orders (id, item_name, quantity, price, total_amount, owner) \
+         SELECT {}, 'bench item', 2, 250, {TOTAL}, '{CUSTOMER}' \
+         FROM generate_series({first}::bigint, {}) AS n",
         order_id_sql("n"),
         first + count - 1
     )
@@ -40,8 +45,8 @@ pub fn orders(first: u64, count: u64) -> String {
 /// Pending payments `first..first + count` in payment_db, each for order `n`.
 pub fn payments(first: u64, count: u64) -> String {
     format!(
-        "INSERT INTO payments (id, order_id, amount, provider) \
-         SELECT {}, {}, {TOTAL}, 'bench' FROM generate_series({first}::bigint, {}) AS n",
+        "INSERT INTO payments (id, order_id, amount, provider, owner) \
+         SELECT {}, {}, {TOTAL}, 'bench', '{CUSTOMER}' FROM generate_series({first}::bigint, {}) AS n",
         payment_id_sql("n"),
         order_id_sql("n"),
         first + count - 1

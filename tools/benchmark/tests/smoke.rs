@@ -46,6 +46,33 @@ fn a_smoke_run_prints_every_row_of_the_table() {
         assert_ne!(cells[2], "0", "{measured} did no work: {cells:?}");
         assert_eq!(cells[7], "0", "{measured} had errors: {cells:?}");
     }
+    // With authentication on: the same reads, creates and flows, with tokens.
+    let compared = table
+        .split("| with authentication |")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no comparison with authentication in:\n{table}"));
+    for measured in [
+        "`GET /orders/{id}`",
+        "`POST /orders`",
+        "`whole flow (flows/s)`",
+    ] {
+        let cells: Vec<&str> = compared
+            .lines()
+            .find(|line| line.contains(measured))
+            .unwrap_or_else(|| panic!("no row {measured} with authentication"))
+            .split('|')
+            .map(str::trim)
+            .filter(|cell| !cell.is_empty())
+            .collect();
+        assert_ne!(
+            cells[2], "0",
+            "{measured} did no work with tokens: {cells:?}"
+        );
+        assert_eq!(
+            cells[4], "0",
+            "{measured} had errors with tokens: {cells:?}"
+        );
+    }
     for service in ["| order-service |", "| payment-service |"] {
         let cells = row(service);
         assert!(
