@@ -79,8 +79,9 @@ fn profile_dir() -> anyhow::Result<PathBuf> {
 
 /// Loads a service's `/docs` page and checks that every operation of
 /// `tags` is rendered (Swagger UI gives each the id
-/// `operations-{tag}-{operationId}`) and no other tag's; keeps a
-/// screenshot at `screenshot`. Returns the operations found.
+/// `operations-{tag}-{operationId}`) and no other tag's, and the
+/// Authorize button that takes a bearer token for them; keeps a screenshot
+/// at `screenshot`. Returns the operations found.
 pub fn check_docs_page(
     page: &str,
     tags: &[&str],
@@ -103,6 +104,9 @@ pub fn check_docs_page(
             "{page} renders {others} operations, expected the {} of {tags:?}",
             operations.len()
         );
+    }
+    if !dom.contains("btn authorize") {
+        bail!("{page} has no Authorize button for the bearer token");
     }
     screenshot(page, screenshot_at)?;
     Ok(found)

@@ -10,12 +10,13 @@
 //! 4. runs the whole flow through the generated clients, as fast as it goes
 //!    and then at half that rate (`flow`);
 //! 5. prints one table, with each service's memory idle and after the load;
-//! 6. starts the services again with authentication on (a token issuer in
-//!    this process) and measures `GET /orders/{id}`, `POST /orders` and the
-//!    whole flow again with tokens, printing both figures side by side.
+//! 6. starts a second pair of services with authentication on (a token
+//!    issuer in this process) beside the first, and measures `GET
+//!    /orders/{id}`, `POST /orders` and the whole flow on each pair in turn,
+//!    twice, printing both figures side by side.
 //!
 //! Steps 3 to 5 run with authentication off (`AUTH_DISABLED`), as the
-//! figures of earlier rounds were taken. Bounded in time (about 3 minutes
+//! figures of earlier rounds were taken. Bounded in time (about 4 minutes
 //! with the defaults), loopback only;
 //! everything it starts is stopped when it ends.
 
@@ -381,9 +382,10 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         options,
     );
 
-    // The same operations and flow again, with authentication on.
-    payment_service.stop();
-    order_service.stop();
+    // With authentication and without, side by side: a second pair of
+    // services that authenticates, on the same databases, and each
+    // measurement taken in turn on both, twice, so the machine's drift
+    // weighs on both alike.
     let issuer = Issuer::serve(
         ([127, 0, 0, 1], 0).into(),
         None,
@@ -397,52 +399,65 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         customer: issuer.token(seed::CUSTOMER, customer_scopes, lifetime),
         connector: issuer.token("bench-connector", "payments:settle", lifetime),
     };
-    let (order_service, payment_service) = services.start(Some(&issuer))?;
-    let mut compared = Vec::new();
+    let (secured_orders, secured_payments) = services.start(Some(&issuer))?;
+    let mut compared: Vec<Comparison> = Vec::new();
     for (index, row) in table.iter().enumerate().take(2) {
-        eprintln!(
-            "service with authentication: {} with wrk, {} connections, {duration:?}",
-            row.operation,
-            options.connections()
-        );
-        let figures = http_load::measure(
-            &order_service.url(),
-            &work_dir,
-            &format!("auth{index}"),
-            &loads[index].1,
-            Some(&tokens.customer),
-            2,
-            options.connections(),
-            duration,
-        )?;
-        compared.push((
-            row.operation,
-            row.figures.requests_per_second,
-            figures.requests_per_second,
-            figures.errors,
-        ));
+        let mut comparison = Comparison::named(row.operation);
+        for round in 0..COMPARISON_ROUNDS {
+            for (secured, url, token) in [
+                (false, order_service.url(), None),
+                (true, secured_orders.url(), Some(tokens.customer.as_str())),
+            ] {
+                eprintln!(
+                    "compare: {} with wrk, authentication {}, round {}, {duration:?}",
+                    row.operation,
+                    if secured { "on" } else { "off" },
+                    round + 1
+                );
+                let figures = http_load::measure(
+                    &url,
+                    &work_dir,
+                    &format!("compare{index}"),
+                    &loads[index].1,
+                    token,
+                    2,
+                    options.connections(),
+                    duration,
+                )?;
+                comparison.add(secured, figures.requests_per_second, figures.errors);
+            }
+        }
+        compared.push(comparison);
     }
-    eprintln!(
-        "flow with authentication: {} clients as fast as they go, {duration:?}",
-        options.flow_clients()
-    );
-    let authenticated = flow::run(
-        &order_service.url(),
-        &payment_service.url(),
-        Some(&tokens),
-        options.flow_clients(),
-        flow::Pace::AsFastAsPossible,
-        duration,
-    )
-    .await;
-    wait_for_deliveries(&payments_db, DRAIN_BOUND).await?;
-    compared.push((
-        "whole flow (flows/s)",
-        fastest.flows_per_second,
-        authenticated.flows_per_second,
-        authenticated.errors,
-    ));
+    let mut comparison = Comparison::named("whole flow (flows/s)");
+    for round in 0..COMPARISON_ROUNDS {
+        for (secured, orders, payments, tokens) in [
+            (false, &order_service, &payment_service, None),
+            (true, &secured_orders, &secured_payments, Some(&tokens)),
+        ] {
+            eprintln!(
+                "compare: the whole flow, authentication {}, round {}, {duration:?}",
+                if secured { "on" } else { "off" },
+                round + 1
+            );
+            let figures = flow::run(
+                &orders.url(),
+                &payments.url(),
+                tokens,
+                options.flow_clients(),
+                flow::Pace::AsFastAsPossible,
+                duration,
+            )
+            .await;
+            wait_for_deliveries(&payments_db, DRAIN_BOUND).await?;
+            comparison.add(secured, figures.flows_per_second, figures.errors);
+        }
+    }
+    compared.push(comparison);
     print_comparison(&compared);
+    payment_service.stop();
+    order_service.stop();
+    let (order_service, payment_service) = (secured_orders, secured_payments);
     soak(
         &order_service,
         &payment_service,
@@ -459,18 +474,58 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each (measurement, figure without authentication, with it, errors with
-/// it), and how far apart they are.
-fn print_comparison(compared: &[(&str, f64, f64, u64)]) {
+/// How many times each comparison is taken on both pairs of services.
+const COMPARISON_ROUNDS: usize = 2;
+
+/// One measurement taken with and without authentication, round by round.
+struct Comparison {
+    operation: &'static str,
+    off: Vec<f64>,
+    on: Vec<f64>,
+    errors: u64,
+}
+
+impl Comparison {
+    fn named(operation: &'static str) -> Comparison {
+        Comparison {
+            operation,
+            off: Vec::new(),
+            on: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    fn add(&mut self, secured: bool, figure: f64, errors: u64) {
+        if secured { &mut self.on } else { &mut self.off }.push(figure);
+        self.errors += errors;
+    }
+}
+
+/// Each measurement without authentication and with it (the mean of the
+/// rounds, and each round), and how far apart they are.
+fn print_comparison(compared: &[Comparison]) {
+    let mean = |figures: &[f64]| figures.iter().sum::<f64>() / figures.len().max(1) as f64;
+    let rounds = |figures: &[f64]| {
+        figures
+            .iter()
+            .map(|f| format!("{f:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!();
     println!(
-        "| with authentication | auth off (req/s) | auth on (req/s) | on / off | errors (on) |"
+        "| with authentication | auth off (req/s) | auth on (req/s) | on / off | rounds off | rounds on | errors |"
     );
-    println!("|---|--:|--:|--:|--:|");
-    for (operation, off, on, errors) in compared {
+    println!("|---|--:|--:|--:|--:|--:|--:|");
+    for c in compared {
+        let (off, on) = (mean(&c.off), mean(&c.on));
         println!(
-            "| `{operation}` | {off:.0} | {on:.0} | **{:.2}** | {errors} |",
-            on / off
+            "| `{}` | {off:.0} | {on:.0} | **{:.2}** | {} | {} | {} |",
+            c.operation,
+            on / off,
+            rounds(&c.off),
+            rounds(&c.on),
+            c.errors
         );
     }
     println!(

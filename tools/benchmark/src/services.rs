@@ -33,7 +33,10 @@ impl Service {
                 binary.display()
             );
         }
-        let log_file = log_dir.join(format!("{name}.log"));
+        // Numbered: two instances of a service may run at once.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let number = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_file = log_dir.join(format!("{name}.{number}.log"));
         let log = std::fs::File::create(&log_file)?;
         let mut command = Command::new(&binary);
         command
