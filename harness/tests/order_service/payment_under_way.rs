@@ -240,3 +240,76 @@ async fn a_released_payment_is_never_attached_and_an_attached_one_is_never_relea
     );
     test.cleanup().await;
 }
+
+/// A signed attachment as an eavesdropper captures it: the headers and body
+/// payment-service sent for `order`.
+fn captured_attachment(
+    test: &OrderServiceTest<'_>,
+    order: Uuid,
+    payment: Uuid,
+) -> (Vec<(&'static str, String)>, String) {
+    let body = serde_json::json!({"payment_id": payment, "amount": 6_000}).to_string();
+    let id = format!("msg_{}", Uuid::new_v4().simple());
+    let timestamp = harness::webhook::now();
+    let target = format!("/internal/orders/{order}/payment");
+    let signature =
+        harness::webhook::signature(test.secret(), &id, timestamp, &target, body.as_bytes());
+    let headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("webhook-id", id),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ];
+    (headers, body)
+}
+
+async fn replay(
+    test: &OrderServiceTest<'_>,
+    order: Uuid,
+    (headers, body): &(Vec<(&'static str, String)>, String),
+) -> (StatusCode, serde_json::Value) {
+    let mut request = test
+        .http
+        .post(test.url(&format!("/internal/orders/{order}/payment")))
+        .body(body.clone());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_captured_signed_attachment_works_on_no_other_order_and_only_once() {
+    let test = OrderServiceTest::start().await;
+    let mine = create_order(&test, "Desk", 2, 3_000).await;
+    let other = create_order(&test, "Desk", 2, 3_000).await;
+    let captured = captured_attachment(&test, mine.id, Uuid::new_v4());
+
+    // Moved onto another order of the same total: its path is not what was signed.
+    let (status, body) = replay(&test, other.id, &captured).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["data"]["error_code"], "UNAUTHORIZED");
+    let untouched = test
+        .client
+        .get_order(&other.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(untouched.payment_id, None, "the other order is free");
+
+    // Where it was signed for, it is accepted once; the same request again is a replay.
+    let (status, body) = replay(&test, mine.id, &captured).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = replay(&test, mine.id, &captured).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("accepted before"),
+        "{body}"
+    );
+    test.cleanup().await;
+}

@@ -68,10 +68,7 @@ fn a_smoke_run_prints_every_row_of_the_table() {
             cells[2], "0",
             "{measured} did no work with tokens: {cells:?}"
         );
-        assert_eq!(
-            cells[6], "0",
-            "{measured} had errors: {cells:?}"
-        );
+        assert_eq!(cells[6], "0", "{measured} had errors: {cells:?}");
     }
     for service in ["| order-service |", "| payment-service |"] {
         let cells = row(service);
