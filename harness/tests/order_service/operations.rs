@@ -169,3 +169,47 @@ async fn replicas_starting_at_once_migrate_one_at_a_time() {
     drop(db);
     cluster.drop_database(&name).await.unwrap();
 }
+
+/// The open interface only when asked for, and said loudly: without an
+/// issuer and audience, or AUTH_DISABLED, the service does not start.
+#[tokio::test]
+async fn authentication_is_off_only_when_asked_for_and_says_so() {
+    let mut settings = harness::order_service::settings_for(Cluster::shared(), "unused");
+    settings.auth = service_support::auth::AuthSettings {
+        issuer: None,
+        audience: None,
+        ..harness::issuer::auth_settings()
+    };
+    let refused = order_service::start(&settings, harness::test_logger("unconfigured"))
+        .await
+        .err()
+        .expect("no start without an issuer");
+    assert!(
+        format!("{refused:#}").contains("AUTH_ISSUER and AUTH_AUDIENCE"),
+        "{refused:#}"
+    );
+
+    let open =
+        OrderServiceTest::start_with(|s| s.auth = service_support::auth::AuthSettings::open())
+            .await;
+    let anonymous = reqwest::Client::new();
+    let listed = anonymous.get(open.url("/orders")).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK, "no token asked for");
+    let ready: serde_json::Value = anonymous
+        .get(open.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let said = ready["data"]["checks"]["authentication"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(said.starts_with("DISABLED"), "{ready}");
+    assert!(
+        open.logs().contains("AUTHENTICATION IS DISABLED"),
+        "the start says so in the log"
+    );
+    open.cleanup().await;
+}
