@@ -289,7 +289,7 @@ This is the original system's response shape, kept so its clients keep working.*
     pub struct PaymentAttachment {
         ///The amount to be paid in minor currency units; it must equal the order's `total_amount`.
         pub amount: ::std::num::NonZeroU64,
-        ///The customer (an access token's `sub`) paying: the order must be theirs. Absent when payment-service runs with authentication disabled.
+        ///The customer (an access token's `sub`) paying: the order must be theirs. Absent only when both services run with authentication disabled.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub customer: ::std::option::Option<::std::string::String>,
         ///The payment's id, chosen by payment-service.
@@ -480,13 +480,13 @@ impl ClientHooks<crate::ClientContext> for &Client {}
 impl Client {
     /**Read an order for a payment
 
-Called by payment-service before it notes a payment, signed like the outcome report (a missing, stale, invalid or replayed signature is `UNAUTHORIZED`, 401). Answers the order; with `customer`, an order that is not that customer's is `ORDER_NOT_FOUND` (404), as is an unknown one.
+Called by payment-service before it notes a payment, signed like the outcome report (a missing, stale, invalid or replayed signature is `UNAUTHORIZED`, 401). Answers the order; an order that is not `customer`'s is `ORDER_NOT_FOUND` (404), as is an unknown one. While order-service authenticates its callers, `customer` is required (`INVALID_REQUEST`, 400, without it).
 
 Sends a `GET` request to `/internal/orders/{orderId}`
 
 Arguments:
 - `order_id`: The order's id (a UUID).
-- `customer`: The customer (an access token's `sub`) paying; absent when payment-service runs with authentication disabled.
+- `customer`: The customer (an access token's `sub`) paying; absent only when both services run with authentication disabled.
 */
     pub async fn get_order_for_payment<'a>(
         &'a self,
@@ -533,7 +533,7 @@ Arguments:
     }
     /**Start a payment for an order
 
-Called by payment-service after it notes a payment and before it records it as created, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a `pending` order whose `total_amount` equals `amount`, and answers with the order, its `payment_id` now naming the payment. From then on the order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409) until the payment's outcome is reported, so the payment is always for the order as it stands. With `customer`, an order that is not that customer's is `ORDER_NOT_FOUND`. Idempotent: attaching the same payment again answers 200. Another payment already under way is `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a settled order is `ORDER_NOT_PENDING` (409); another total is `AMOUNT_MISMATCH` (409); a payment released for this order (see `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is `ORDER_NOT_FOUND` (404).
+Called by payment-service after it notes a payment and before it records it as created, signed like the outcome report (a missing, stale or invalid signature is `UNAUTHORIZED`, 401, and changes nothing). Attaches `payment_id` to a `pending` order whose `total_amount` equals `amount`, and answers with the order, its `payment_id` now naming the payment. From then on the order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409) until the payment's outcome is reported, so the payment is always for the order as it stands. An order that is not `customer`'s is `ORDER_NOT_FOUND`; while order-service authenticates its callers, `customer` is required (`INVALID_REQUEST`, 400, without it). Idempotent: attaching the same payment again answers 200. Another payment already under way is `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a settled order is `ORDER_NOT_PENDING` (409); another total is `AMOUNT_MISMATCH` (409); a payment released for this order (see `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is `ORDER_NOT_FOUND` (404).
 
 Sends a `POST` request to `/internal/orders/{orderId}/payment`
 

@@ -44,6 +44,8 @@ fn bad_tokens() -> Vec<(&'static str, Option<String>, StatusCode, &'static str)>
     early["nbf"] = json!(local_issuer::unix_now() + 300);
     let mut other_issuer = good.clone();
     other_issuer["iss"] = json!("http://127.0.0.1:1/elsewhere");
+    let mut control_in_sub = good.clone();
+    control_in_sub["sub"] = json!("alice\u{0}");
     let mut other_audience = good.clone();
     other_audience["aud"] = json!("another-api");
     let unsigned = format!(
@@ -101,6 +103,12 @@ fn bad_tokens() -> Vec<(&'static str, Option<String>, StatusCode, &'static str)>
         (
             "wrong audience",
             Some(signed(&other_audience)),
+            StatusCode::UNAUTHORIZED,
+            "INVALID_TOKEN",
+        ),
+        (
+            "a control character in sub",
+            Some(signed(&control_in_sub)),
             StatusCode::UNAUTHORIZED,
             "INVALID_TOKEN",
         ),

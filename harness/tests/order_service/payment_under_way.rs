@@ -13,7 +13,7 @@ fn attachment(payment_id: Uuid, amount: u64) -> PaymentAttachment {
     PaymentAttachment {
         payment_id,
         amount: NonZeroU64::new(amount).unwrap(),
-        customer: None,
+        customer: Some(harness::issuer::CALLER.to_string()),
     }
 }
 
@@ -248,7 +248,10 @@ fn captured_attachment(
     order: Uuid,
     payment: Uuid,
 ) -> (Vec<(&'static str, String)>, String) {
-    let body = serde_json::json!({"payment_id": payment, "amount": 6_000}).to_string();
+    let body = serde_json::json!({
+        "payment_id": payment, "amount": 6_000, "customer": harness::issuer::CALLER
+    })
+    .to_string();
     let id = format!("msg_{}", Uuid::new_v4().simple());
     let timestamp = harness::webhook::now();
     let target = format!("/internal/orders/{order}/payment");
@@ -311,5 +314,43 @@ async fn a_captured_signed_attachment_works_on_no_other_order_and_only_once() {
             .contains("accepted before"),
         "{body}"
     );
+    test.cleanup().await;
+}
+
+/// While order-service authenticates its callers, a payment is made for a
+/// customer: a signed attachment naming none would act on anyone's order.
+#[tokio::test]
+async fn a_signed_attachment_for_no_customer_or_another_is_refused() {
+    let test = OrderServiceTest::start().await;
+    let order = create_order(&test, "Desk", 2, 3_000).await;
+    for (customer, status, code) in [
+        (None, StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        (
+            Some("someone-else"),
+            StatusCode::NOT_FOUND,
+            "ORDER_NOT_FOUND",
+        ),
+        (Some("nul\u{0}"), StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+    ] {
+        let attachment = PaymentAttachment {
+            customer: customer.map(str::to_string),
+            ..attachment(Uuid::new_v4(), 6_000)
+        };
+        let (got, error_code, message) =
+            refused(test.client.attach_payment(&order.id, &attachment).await);
+        assert_eq!(
+            (got, error_code.as_str()),
+            (status, code),
+            "{customer:?}: {message}"
+        );
+    }
+    let unchanged = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(unchanged.payment_id, None);
     test.cleanup().await;
 }

@@ -140,8 +140,10 @@ pub trait OrderApi {
     /// the order, its `payment_id` now naming the payment. From then on the
     /// order cannot be changed or deleted (`ORDER_PAYMENT_IN_PROGRESS`, 409)
     /// until the payment's outcome is reported, so the payment is always for
-    /// the order as it stands. With `customer`, an order that is not that
-    /// customer's is `ORDER_NOT_FOUND`. Idempotent: attaching the same payment again
+    /// the order as it stands. An order that is not `customer`'s is
+    /// `ORDER_NOT_FOUND`; while order-service authenticates its callers,
+    /// `customer` is required (`INVALID_REQUEST`, 400, without it).
+    /// Idempotent: attaching the same payment again
     /// answers 200. Another payment already under way is
     /// `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a
     /// settled order is `ORDER_NOT_PENDING` (409); another total is
@@ -178,9 +180,10 @@ pub trait OrderApi {
     ///
     /// Called by payment-service before it notes a payment, signed like the
     /// outcome report (a missing, stale, invalid or replayed signature is
-    /// `UNAUTHORIZED`, 401). Answers the order; with `customer`, an order
-    /// that is not that customer's is `ORDER_NOT_FOUND` (404), as is an
-    /// unknown one.
+    /// `UNAUTHORIZED`, 401). Answers the order; an order that is not
+    /// `customer`'s is `ORDER_NOT_FOUND` (404), as is an unknown one. While
+    /// order-service authenticates its callers, `customer` is required
+    /// (`INVALID_REQUEST`, 400, without it).
     #[endpoint { method = GET, path = "/internal/orders/{orderId}", tags = ["internal"] }]
     async fn get_order_for_payment(
         rqctx: RequestContext<Self::Context>,
@@ -336,8 +339,8 @@ pub struct OrderPath {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayerQuery {
-    /// The customer (an access token's `sub`) paying; absent when
-    /// payment-service runs with authentication disabled.
+    /// The customer (an access token's `sub`) paying; absent only when both
+    /// services run with authentication disabled.
     pub customer: Option<String>,
 }
 
@@ -437,7 +440,7 @@ pub struct PaymentAttachment {
     /// The amount to be paid in minor currency units; it must equal the order's `total_amount`.
     pub amount: PositiveInt,
     /// The customer (an access token's `sub`) paying: the order must be
-    /// theirs. Absent when payment-service runs with authentication disabled.
+    /// theirs. Absent only when both services run with authentication disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
 }

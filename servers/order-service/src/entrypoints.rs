@@ -146,7 +146,8 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let attachment = verified(context, &body).await?;
+            let mut attachment = verified(context, &body).await?;
+            attachment.customer = payer(context, attachment.customer)?;
             let id = path.into_inner().order_id;
             slog::info!(rqctx.log, "attaching a payment";
                 "order_id" => %id,
@@ -187,7 +188,7 @@ impl OrderApi for OrderApiImpl {
             let context = rqctx.context();
             accepted(context, &signed, &[]).await?;
             let id = path.into_inner().order_id;
-            let customer = query.into_inner().customer;
+            let customer = payer(context, query.into_inner().customer)?;
             orders::get(&context.store, id, customer.as_deref())
                 .await
                 .map(Envelope::ok)
@@ -242,6 +243,30 @@ async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, OrderE
         .authenticate(rqctx.request.headers(), rule)
         .await
         .map_err(OrderError::Enveloped)
+}
+
+/// The customer a signed call acts for, which order-service requires while
+/// it authenticates its callers: without one, the call would act on every
+/// customer's orders (a payment-service running with AUTH_DISABLED in front
+/// of an authenticated order-service).
+fn payer(context: &ServiceContext, customer: Option<String>) -> Result<Option<String>, OrderError> {
+    let refused = |message: &str| {
+        OrderError::Enveloped(ApiError::new(
+            http::StatusCode::BAD_REQUEST,
+            api_common::ErrorCode::InvalidRequest,
+            message,
+        ))
+    };
+    match customer {
+        None if !context.auth.is_open() => Err(refused(
+            "customer is required: order-service authenticates its callers, so a payment is \
+             made for a customer (is payment-service running with AUTH_DISABLED?)",
+        )),
+        Some(customer) if customer.is_empty() || customer.chars().any(char::is_control) => Err(
+            refused("customer must be a token's sub: text without control characters"),
+        ),
+        customer => Ok(customer),
+    }
 }
 
 /// Accepts a signed internal call: a valid signature over `request` and

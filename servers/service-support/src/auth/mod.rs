@@ -210,6 +210,11 @@ impl Authenticator {
         })
     }
 
+    /// Whether every caller is let in (AUTH_DISABLED).
+    pub fn is_open(&self) -> bool {
+        matches!(self.mode, Mode::Open)
+    }
+
     /// For `/readyz`: whether tokens can be verified (the keys are loaded),
     /// and a loud note when authentication is disabled.
     pub fn readiness(&self) -> Result<&'static str, String> {

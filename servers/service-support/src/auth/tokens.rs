@@ -56,6 +56,11 @@ pub enum TokenError {
     MissingClaim(String),
 }
 
+/// A caller's text as an answer repeats it: at most 64 characters.
+fn shown(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
 /// What a verified token says about its bearer.
 pub struct Verified {
     pub subject: Arc<str>,
@@ -152,11 +157,15 @@ impl Verifier {
         if !ALLOWED.contains(&header.alg) {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
+        // RFC 9068 types access tokens `at+jwt`; many providers still type
+        // them `JWT` or not at all, and an ID token passing for one is
+        // stopped by the audience, which names this API, not a client.
         if let Some(typ) = &header.typ
             && !["at+jwt", "application/at+jwt", "jwt"].contains(&typ.to_ascii_lowercase().as_str())
         {
             return Err(TokenError::Malformed(format!(
-                "a token of type {typ:?} is not an access token"
+                "a token of type {:?} is not an access token",
+                shown(typ)
             )));
         }
         let key = self.key_for(header.kid.as_deref()).await?;
@@ -173,8 +182,16 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
             .map_err(|error| self.explain(error.into_kind()))?
             .claims;
-        if claims.sub.is_empty() {
+        if claims.sub.trim().is_empty() {
             return Err(TokenError::MissingClaim("sub".into()));
+        }
+        // The subject owns rows and scopes idempotency keys: text only
+        // (PostgreSQL's text cannot hold NUL, and no provider means a
+        // control character in a subject).
+        if claims.sub.chars().any(char::is_control) {
+            return Err(TokenError::Malformed(
+                "the token's sub holds a control character".into(),
+            ));
         }
         let scopes = claims
             .scope
@@ -207,7 +224,7 @@ impl Verifier {
         self.keys.refetch_for_unknown_key().await;
         match self.keys.current() {
             None => Err(TokenError::NoKeys),
-            Some(keys) => find(&keys).ok_or_else(|| TokenError::UnknownKey(kid.map(Into::into))),
+            Some(keys) => find(&keys).ok_or_else(|| TokenError::UnknownKey(kid.map(shown))),
         }
     }
 
