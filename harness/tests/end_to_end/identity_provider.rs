@@ -204,8 +204,26 @@ async fn tokens_of_a_real_provider_are_accepted_and_its_key_rotation_followed_wi
     )
     .await;
 
-    // The provider rotates: the first key is removed, the second signs.
+    // A provider that is down stops nothing: once a refresh has failed, the
+    // keys fetched before still verify.
     provider.stop().await;
+    harness::wait_until(
+        "a refresh of the keys to fail",
+        Duration::from_secs(10),
+        async || match system
+            .orders
+            .logs()
+            .contains("cannot fetch the identity provider's keys")
+        {
+            true => Ok(()),
+            false => Err("no failed fetch logged yet".to_string()),
+        },
+    )
+    .await;
+    let (status, read) = call(reqwest::Method::GET, mine.clone(), &customer, None).await;
+    assert_eq!(status, StatusCode::OK, "with the provider down: {read}");
+
+    // The provider rotates: the first key is removed, the second signs.
     let provider = Provider::serve(port, &[&second], &scratch).await;
     let rotated = provider.token(CUSTOMER).await;
     let (status, read) = call(reqwest::Method::GET, mine.clone(), &rotated, None).await;

@@ -213,3 +213,24 @@ async fn authentication_is_off_only_when_asked_for_and_says_so() {
     );
     open.cleanup().await;
 }
+
+/// Until the issuer's keys are fetched the service is up but not ready,
+/// and says why.
+#[tokio::test]
+async fn readiness_waits_for_the_issuers_keys() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let test = OrderServiceTest::start_with(|s| {
+        s.auth = service_support::auth::AuthSettings::issuer(&nowhere, "orders-and-payments");
+    })
+    .await;
+    let (status, body) = send(&test, Method::GET, "/readyz", &[], None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["data"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("authentication: the signing keys") && message.contains(&nowhere),
+        "{message}"
+    );
+    test.cleanup().await;
+}
