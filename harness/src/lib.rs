@@ -10,6 +10,7 @@
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `issuer`: the token issuer the services trust, and tokens from it.
 //! - `browser`: headless Chromium, for the services' documentation pages.
+//! - `plans`: which statements would scan a growing table, per their query plans.
 //! - `locks`: rows held by a test's own transactions, and what waits for them.
 //! - `process`: a service binary run as its own process, stopped by signals.
 //! - `prerequisites`: the programs some tests need, skipped without them outside CI.
@@ -19,6 +20,7 @@ pub mod issuer;
 pub mod locks;
 pub mod order_service;
 pub mod payment_service;
+pub mod plans;
 pub mod prerequisites;
 pub mod process;
 pub mod proxy;

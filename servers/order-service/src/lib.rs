@@ -13,6 +13,8 @@ mod config;
 mod entrypoints;
 mod orders;
 mod page_token;
+#[cfg(test)]
+mod query_plans;
 mod signed_calls;
 mod store;
 

@@ -24,7 +24,7 @@ const INSERT: &str = concat!(
     columns!()
 );
 
-const LIST: &str = concat!(
+pub(crate) const LIST: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM orders \
@@ -37,13 +37,13 @@ const LIST: &str = concat!(
 /// The order $1, if it is $2's ($2 NULL: anyone's). Every statement on a
 /// caller's behalf has this condition: another customer's order is not
 /// there for them.
-const GET: &str = concat!(
+pub(crate) const GET: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM orders WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
 );
 
-const UPDATE_PENDING: &str = concat!(
+pub(crate) const UPDATE_PENDING: &str = concat!(
     "UPDATE orders SET item_name = $2, quantity = $3, price = $4, total_amount = $5, \
      updated_at = clock_timestamp() \
      WHERE id = $1 AND status = 'pending' AND payment_id IS NULL \
@@ -51,7 +51,7 @@ const UPDATE_PENDING: &str = concat!(
     columns!()
 );
 
-const DELETE_PENDING: &str = concat!(
+pub(crate) const DELETE_PENDING: &str = concat!(
     "DELETE FROM orders WHERE id = $1 AND status = 'pending' AND payment_id IS NULL \
      AND ($2::text IS NULL OR owner = $2) RETURNING ",
     columns!()
@@ -61,7 +61,7 @@ const DELETE_PENDING: &str = concat!(
 /// is attached or $2 was released. Once one is attached no other can be, so
 /// the released ids are cleared: they never outgrow the races of one
 /// order's payment.
-const ATTACH_PAYMENT: &str = concat!(
+pub(crate) const ATTACH_PAYMENT: &str = concat!(
     "UPDATE orders SET payment_id = $2, released_payments = '{}', \
      updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
      WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
@@ -72,7 +72,7 @@ const ATTACH_PAYMENT: &str = concat!(
 
 /// The order as an attachment of payment $2 finds it, and whether that
 /// payment was released.
-const GET_FOR_ATTACH: &str = concat!(
+pub(crate) const GET_FOR_ATTACH: &str = concat!(
     "SELECT ",
     columns!(),
     ", $2 = ANY(released_payments) AS released FROM orders \
@@ -82,14 +82,14 @@ const GET_FOR_ATTACH: &str = concat!(
 /// Adds $2 to the payments the pending order $1 refuses, unless it is the
 /// one attached or already there. Orders that are settled need nothing:
 /// they never take a payment again.
-const RELEASE_PAYMENT: &str = concat!(
+pub(crate) const RELEASE_PAYMENT: &str = concat!(
     "UPDATE orders SET released_payments = array_append(released_payments, $2) \
      WHERE id = $1 AND status = 'pending' AND payment_id IS DISTINCT FROM $2 \
      AND NOT $2 = ANY(released_payments) RETURNING ",
     columns!()
 );
 
-const SETTLE_PENDING: &str = concat!(
+pub(crate) const SETTLE_PENDING: &str = concat!(
     "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
      WHERE id = $1 AND status = 'pending' AND (payment_id IS NULL OR payment_id = $3) \
      AND ($2 <> 'paid' OR total_amount = $4) \

@@ -19,6 +19,8 @@ mod expiry;
 mod order_gateway;
 mod outbox;
 mod payments;
+#[cfg(test)]
+mod query_plans;
 mod retention;
 mod store;
 

@@ -9,6 +9,36 @@ use uuid::Uuid;
 /// The channel that wakes dispatchers when an outcome is recorded.
 pub const WAKE_CHANNEL: &str = "order_notifications";
 
+/// Claims up to $3 due outcomes for instance $1 for $2 ms (see [`Outbox::claim`]).
+pub(crate) const CLAIM: &str = "UPDATE order_notifications SET locked_by = $1, \
+     locked_until = now() + $2 * interval '1 millisecond', \
+     next_attempt_at = now() + $2 * interval '1 millisecond', \
+     attempts = attempts + 1 \
+     WHERE payment_id = ANY(ARRAY(SELECT payment_id FROM order_notifications \
+         WHERE state = 'pending' AND next_attempt_at <= now() \
+         AND (locked_until IS NULL OR locked_until < now()) \
+         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)) \
+     RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, \
+         give_up_at, request_id";
+
+/// Removes up to $2 outcomes delivered more than $1 seconds ago, keeping
+/// on each payment when it was delivered (see [`Outbox::prune_delivered`]).
+pub(crate) const PRUNE_DELIVERED: &str = "WITH gone AS (DELETE FROM order_notifications WHERE payment_id = ANY(ARRAY( \
+         SELECT payment_id FROM order_notifications WHERE state = 'delivered' \
+         AND delivered_at < clock_timestamp() - $1 * interval '1 second' \
+         ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+         AND state = 'delivered' \
+         RETURNING payment_id, delivered_at) \
+     UPDATE payments p SET notified_at = gone.delivered_at FROM gone \
+     WHERE p.id = gone.payment_id";
+
+/// The outcomes waiting for delivery, for each scrape.
+pub(crate) const BACKLOG: &str = "SELECT count(*) FROM order_notifications WHERE state = 'pending'";
+
+/// The outcomes order-service refused or never acknowledged, for each scrape.
+pub(crate) const DISAGREEMENT_COUNT: &str =
+    "SELECT count(*) FROM order_notifications WHERE state IN ('rejected', 'dead_letter')";
+
 /// An outcome claimed for delivery by this instance.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -102,31 +132,18 @@ impl Outbox {
     pub async fn claim(&self, claimant: &Claimant, limit: i64) -> Result<Vec<Claimed>, DbError> {
         let lease_ms = claimant.lease.as_millis() as f64;
         self.db
-            .query_planned_afresh(
-                "UPDATE order_notifications SET locked_by = $1, \
-                 locked_until = now() + $2 * interval '1 millisecond', \
-                 next_attempt_at = now() + $2 * interval '1 millisecond', \
-                 attempts = attempts + 1 \
-                 WHERE payment_id = ANY(ARRAY(SELECT payment_id FROM order_notifications \
-                     WHERE state = 'pending' AND next_attempt_at <= now() \
-                     AND (locked_until IS NULL OR locked_until < now()) \
-                     ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)) \
-                 RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, \
-                     give_up_at, request_id",
-                &[&claimant.instance, &lease_ms, &limit],
-                |row| {
-                    Ok(Claimed {
-                        payment_id: row.try_get("payment_id")?,
-                        webhook_id: row.try_get("webhook_id")?,
-                        order_id: row.try_get("order_id")?,
-                        success: row.try_get::<_, &str>("outcome")? == "success",
-                        amount: row.try_get("amount")?,
-                        attempts: row.try_get("attempts")?,
-                        give_up_at: row.try_get("give_up_at")?,
-                        request_id: row.try_get("request_id")?,
-                    })
-                },
-            )
+            .query_planned_afresh(CLAIM, &[&claimant.instance, &lease_ms, &limit], |row| {
+                Ok(Claimed {
+                    payment_id: row.try_get("payment_id")?,
+                    webhook_id: row.try_get("webhook_id")?,
+                    order_id: row.try_get("order_id")?,
+                    success: row.try_get::<_, &str>("outcome")? == "success",
+                    amount: row.try_get("amount")?,
+                    attempts: row.try_get("attempts")?,
+                    give_up_at: row.try_get("give_up_at")?,
+                    request_id: row.try_get("request_id")?,
+                })
+            })
             .await
     }
 
@@ -181,28 +198,14 @@ impl Outbox {
     /// rows the others have not locked.
     pub async fn prune_delivered(&self, retention: Duration, batch: i64) -> Result<u64, DbError> {
         self.db
-            .execute(
-                "WITH gone AS (DELETE FROM order_notifications WHERE payment_id = ANY(ARRAY( \
-                     SELECT payment_id FROM order_notifications WHERE state = 'delivered' \
-                     AND delivered_at < clock_timestamp() - $1 * interval '1 second' \
-                     ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
-                     AND state = 'delivered' \
-                     RETURNING payment_id, delivered_at) \
-                 UPDATE payments p SET notified_at = gone.delivered_at FROM gone \
-                 WHERE p.id = gone.payment_id",
-                &[&retention.as_secs_f64(), &batch],
-            )
+            .execute(PRUNE_DELIVERED, &[&retention.as_secs_f64(), &batch])
             .await
     }
 
     /// How many outcomes wait for delivery.
     pub async fn backlog(&self) -> Result<i64, DbError> {
         self.db
-            .query_opt(
-                "SELECT count(*) FROM order_notifications WHERE state = 'pending'",
-                &[],
-                |row| Ok(row.try_get(0)?),
-            )
+            .query_opt(BACKLOG, &[], |row| Ok(row.try_get(0)?))
             .await
             .map(Option::unwrap_or_default)
     }
@@ -242,11 +245,7 @@ impl Outbox {
     /// their retry window.
     pub async fn disagreement_count(&self) -> Result<i64, DbError> {
         self.db
-            .query_opt(
-                "SELECT count(*) FROM order_notifications WHERE state IN ('rejected', 'dead_letter')",
-                &[],
-                |row| Ok(row.try_get(0)?),
-            )
+            .query_opt(DISAGREEMENT_COUNT, &[], |row| Ok(row.try_get(0)?))
             .await
             .map(Option::unwrap_or_default)
     }

@@ -22,7 +22,7 @@ macro_rules! columns {
     };
 }
 
-const GET: &str = concat!(
+pub(crate) const GET: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
@@ -30,7 +30,7 @@ const GET: &str = concat!(
 );
 
 /// The order's payment, or the intent noted for it.
-const GET_BY_ORDER: &str = concat!(
+pub(crate) const GET_BY_ORDER: &str = concat!(
     "SELECT ",
     columns!(),
     ", p.attached, p.owner FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
@@ -46,7 +46,7 @@ const INSERT_INTENT: &str = concat!(
 );
 
 /// Makes an intent a payment: order-service attached it.
-const CONFIRM: &str = concat!(
+pub(crate) const CONFIRM: &str = concat!(
     "WITH p AS (UPDATE payments SET attached = true WHERE id = $1 RETURNING *) \
      SELECT ",
     columns!(),
@@ -67,7 +67,7 @@ const INSERT_ATTACHED: &str = concat!(
 const FORGET_INTENT: &str = "DELETE FROM payments WHERE id = $1 AND NOT attached";
 
 /// Up to $2 intents noted more than $1 seconds ago, oldest first.
-const STALE_INTENTS: &str = concat!(
+pub(crate) const STALE_INTENTS: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM payments p LEFT JOIN order_notifications n ON false \
@@ -80,7 +80,7 @@ const STALE_INTENTS: &str = concat!(
 /// the payment changes. The record is claimed by the settling instance from
 /// the start, next due when the claim's lease ends, so its dispatcher
 /// delivers it without a claim of its own (see `Wakeup::deliver`).
-const SETTLE_PENDING: &str = concat!(
+pub(crate) const SETTLE_PENDING: &str = concat!(
     "WITH p AS (UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
          paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
          WHERE id = $1 AND status = 'pending' AND attached RETURNING *), \
@@ -99,7 +99,7 @@ const SETTLE_PENDING: &str = concat!(
 
 /// Fails up to $2 payments pending for longer than $1 seconds, recording
 /// each outcome for order-service as a settlement does, in one statement.
-const EXPIRE_STALE: &str = "WITH p AS (UPDATE payments SET status = 'failed', \
+pub(crate) const EXPIRE_STALE: &str = "WITH p AS (UPDATE payments SET status = 'failed', \
          updated_at = clock_timestamp() \
          WHERE id = ANY(ARRAY(SELECT id FROM payments WHERE status = 'pending' AND attached \
              AND created_at < now() - $1 * interval '1 second' \
