@@ -86,7 +86,12 @@ fn batched_logger<W: Write + Send + 'static>(
     ))
 }
 
-/// Writes out the lines still waiting when dropped.
+/// How long the end of logging waits for the last lines to be written: a
+/// stalled stderr must not keep a stopping process from exiting.
+const LAST_WRITE_BOUND: Duration = Duration::from_secs(2);
+
+/// Writes out the lines still waiting when dropped, for at most
+/// [`LAST_WRITE_BOUND`].
 pub struct LogGuard {
     waiting: Arc<WaitingLines>,
     writer: Option<JoinHandle<()>>,
@@ -97,7 +102,13 @@ impl Drop for LogGuard {
         self.waiting.lock().finished = true;
         self.waiting.changed.notify_all();
         if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+            let deadline = std::time::Instant::now() + LAST_WRITE_BOUND;
+            while !writer.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if writer.is_finished() {
+                let _ = writer.join();
+            }
         }
     }
 }
@@ -168,8 +179,14 @@ impl WaitingLines {
             if dropped > 0 {
                 batch.extend_from_slice(&dropped_report(name, dropped));
             }
-            // Nowhere to report a failed write to stderr; the lines are lost.
-            let _ = out.write_all(&batch);
+            if out.write_all(&batch).is_err() {
+                // The lines are lost: counted, and reported with the next
+                // write that succeeds (a stderr closed for good has none).
+                let lines = batch.iter().filter(|b| **b == b'\n').count() as u64;
+                let lost = lines - u64::from(dropped > 0);
+                DROPPED_LINES.fetch_add(lost, Ordering::Relaxed);
+                self.lock().dropped += lost + dropped;
+            }
             batch.clear();
             if finished {
                 return;
@@ -403,6 +420,72 @@ mod tests {
             "{reported} of {dropped}"
         );
         assert_eq!(report["name"], "test-service");
+    }
+
+    /// An output that refuses writes while `failures` is above zero,
+    /// counting it down, as a stderr whose reader went away for a while.
+    struct Failing(Arc<std::sync::atomic::AtomicUsize>, Writes);
+
+    impl Write for Failing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let failures = self.0.load(Ordering::SeqCst);
+            if failures > 0 {
+                self.0.store(failures - 1, Ordering::SeqCst);
+                return Err(std::io::Error::other("no reader"));
+            }
+            self.1.write(bytes)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_failed_write_lost_are_counted_and_reported_when_writes_work_again() {
+        let writes = Writes::default();
+        let failures = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let dropped_before = dropped_lines();
+        {
+            let output = Failing(failures.clone(), writes.clone());
+            let (log, _guard) = batched_logger("test-service", "info", output).unwrap();
+            slog::info!(log, "lost"; "n" => 1);
+            // The writer takes the first line alone and fails it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while failures.load(Ordering::SeqCst) > 0 {
+                assert!(std::time::Instant::now() < deadline, "nothing was written");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            slog::info!(log, "written"; "n" => 2);
+        }
+        assert!(dropped_lines() > dropped_before, "the lost line is counted");
+        let written: Vec<u8> = writes.0.lock().unwrap().concat();
+        let lines: Vec<serde_json::Value> = written
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect();
+        let messages: Vec<&str> = lines.iter().map(|l| l["msg"].as_str().unwrap()).collect();
+        assert_eq!(
+            messages,
+            ["written", "log lines dropped: stderr did not keep up"]
+        );
+        assert_eq!(lines[1]["dropped_lines"], 1);
+    }
+
+    #[test]
+    fn the_end_of_logging_waits_a_bounded_time_for_a_stalled_output() {
+        let (_release, stalled) = std::sync::mpsc::channel::<()>();
+        let (log, guard) =
+            batched_logger("test-service", "info", Stalled(stalled, Writes::default())).unwrap();
+        slog::info!(log, "never written");
+        let started = std::time::Instant::now();
+        drop(guard);
+        let took = started.elapsed();
+        assert!(
+            took >= LAST_WRITE_BOUND && took < LAST_WRITE_BOUND * 3,
+            "the guard waited {took:?}"
+        );
     }
 
     /// A value whose text cannot be made.
