@@ -384,7 +384,7 @@ impl Dispatcher {
             "webhook_id" => claimed.webhook_id.clone(),
             "attempt" => claimed.attempts,
         ));
-        match self.outbox.record(claimed, &attempt).await {
+        match self.outbox.record(&self.claimant, claimed, &attempt).await {
             Ok(state) => match (&attempt, state) {
                 (Attempt::Delivered, _) => {
                     self.metrics.delivered.inc();

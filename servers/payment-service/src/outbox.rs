@@ -147,10 +147,13 @@ impl Outbox {
             .await
     }
 
-    /// Records the attempt's result and releases the claim. Returns the
-    /// state the record is now in.
+    /// Records the attempt's result and releases the claim, if the claim is
+    /// still `claimant`'s: an attempt that outlived its lease, whose record
+    /// another instance has claimed since, changes nothing (that instance's
+    /// attempt decides). Returns the state the attempt leads to.
     pub async fn record(
         &self,
+        claimant: &Claimant,
         claimed: &Claimed,
         attempt: &Attempt,
     ) -> Result<&'static str, DbError> {
@@ -175,8 +178,14 @@ impl Outbox {
                  locked_by = NULL, locked_until = NULL, \
                  next_attempt_at = clock_timestamp() + $4 * interval '1 millisecond', \
                  delivered_at = CASE WHEN $2 = 'delivered' THEN clock_timestamp() END \
-                 WHERE payment_id = $1 AND state = 'pending'",
-                &[&claimed.payment_id, &state, &error, &delay_ms],
+                 WHERE payment_id = $1 AND state = 'pending' AND locked_by = $5",
+                &[
+                    &claimed.payment_id,
+                    &state,
+                    &error,
+                    &delay_ms,
+                    &claimant.instance,
+                ],
             )
             .await?;
         Ok(state)
@@ -288,5 +297,83 @@ impl Outbox {
                 Ok(count)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgres_cluster::Cluster;
+
+    fn claimant(instance: &str, lease_ms: u64) -> Claimant {
+        Claimant {
+            instance: instance.to_string(),
+            lease: Duration::from_millis(lease_ms),
+        }
+    }
+
+    /// An attempt that outlived its lease, whose outcome another instance
+    /// claimed since, records nothing: the other instance's attempt decides.
+    #[tokio::test]
+    async fn a_late_attempt_of_a_former_claimant_changes_nothing() {
+        let cluster = Cluster::shared();
+        let name = format!("outbox_{}", Uuid::new_v4().simple());
+        cluster.create_database(&name, None).await.unwrap();
+        let settings = cluster.database_settings(&name);
+        crate::migrate(&settings, &slog::Logger::root(slog::Discard, slog::o!()))
+            .await
+            .unwrap();
+        let db = cluster.connect(&name).await.unwrap();
+        db.batch_execute(
+            "INSERT INTO payments (id, order_id, amount, provider, status) \
+             VALUES (gen_random_uuid(), gen_random_uuid(), 100, 'p', 'failed'); \
+             INSERT INTO order_notifications (payment_id, webhook_id, order_id, outcome, \
+                 amount, give_up_at) \
+             SELECT id, 'msg_1', order_id, 'failed', 100, now() + interval '1 hour' \
+             FROM payments",
+        )
+        .await
+        .unwrap();
+        let outbox = Outbox::new(Database::new(&settings).unwrap());
+        let (first, second) = (claimant("first", 1), claimant("second", 60_000));
+
+        let claimed = outbox.claim(&first, 10).await.unwrap().pop().unwrap();
+        harness::wait_until(
+            "the first claim's lease to end",
+            Duration::from_secs(5),
+            async || match outbox.claim(&second, 10).await.unwrap().pop() {
+                Some(taken) => Ok(taken),
+                None => Err("not claimable yet".to_string()),
+            },
+        )
+        .await;
+        let failed = Attempt::Failed {
+            error: "the first instance's attempt, too late".into(),
+            delay: Duration::from_millis(1),
+        };
+        outbox.record(&first, &claimed, &failed).await.unwrap();
+        let row = db
+            .query_one(
+                "SELECT state, locked_by, last_error FROM order_notifications",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, &str>("state"), "pending");
+        assert_eq!(row.get::<_, Option<&str>>("locked_by"), Some("second"));
+        assert_eq!(row.get::<_, Option<&str>>("last_error"), None);
+
+        outbox
+            .record(&second, &claimed, &Attempt::Delivered)
+            .await
+            .unwrap();
+        let state: String = db
+            .query_one("SELECT state FROM order_notifications", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(state, "delivered");
+        drop(db);
+        cluster.drop_database(&name).await.unwrap();
     }
 }
