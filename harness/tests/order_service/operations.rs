@@ -166,6 +166,22 @@ async fn replicas_starting_at_once_migrate_one_at_a_time() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(applied, vec![1, 2, 3, 4, 5], "each migration applied once");
+    // The index built CONCURRENTLY after them is there and valid; one a
+    // crashed build left invalid is built again by the next start.
+    let valid = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE c.relname = 'orders_by_owner_and_creation'";
+    let built: bool = db.query_one(valid, &[]).await.unwrap().get(0);
+    assert!(built, "the owner index is valid");
+    db.execute(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = \
+         'orders_by_owner_and_creation'::regclass",
+        &[],
+    )
+    .await
+    .unwrap();
+    order_service::migrate(&settings, &log).await.unwrap();
+    let rebuilt: bool = db.query_one(valid, &[]).await.unwrap().get(0);
+    assert!(rebuilt, "an invalid index is built again");
     drop(db);
     cluster.drop_database(&name).await.unwrap();
 }

@@ -2,8 +2,9 @@
 -- orders made with authentication disabled or before it existed, which only
 -- admin (or the open interface) sees.
 ALTER TABLE orders ADD COLUMN owner text;
--- A customer's listing walks their own orders in (created_at, id) order.
-CREATE INDEX orders_by_owner_and_creation ON orders (owner, created_at, id);
+-- Its index, orders_by_owner_and_creation, is built after the migrations,
+-- CONCURRENTLY: here it would stop every write to orders while it builds
+-- (order-service's lib.rs, INDEXES).
 
 -- Signed internal calls accepted, by webhook-id: the same signed request
 -- again is a replay and is refused. Kept a little longer than a signature

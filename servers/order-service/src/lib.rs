@@ -23,7 +23,7 @@ pub use config::Settings;
 use anyhow::{Context, anyhow};
 use dropshot::{HttpServer, ServerBuilder};
 use service_support::auth::Authenticator;
-use service_support::database::{self, Database, DatabaseSettings};
+use service_support::database::{self, ConcurrentIndex, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
@@ -71,10 +71,19 @@ pub async fn migrate(database: &DatabaseSettings, log: &slog::Logger) -> anyhow:
         database,
         embedded::migrations::runner(),
         MIGRATION_LOCK_KEY,
+        INDEXES,
         log,
     )
     .await
 }
+
+/// Indexes built after the migrations without blocking writes (see
+/// [`ConcurrentIndex`]).
+const INDEXES: &[ConcurrentIndex] = &[ConcurrentIndex {
+    // A customer's listing walks their own orders in (created_at, id) order.
+    name: "orders_by_owner_and_creation",
+    definition: "ON orders (owner, created_at, id)",
+}];
 
 /// Migrates the database and starts serving. The returned server runs
 /// until closed; `local_addr()` tells where it listens.
@@ -88,13 +97,7 @@ pub async fn start(
     )
     .context("PAYMENT_CALLBACK_SECRET")?;
     let auth = Authenticator::start(&settings.auth, &log)?;
-    database::migrate(
-        &settings.database,
-        embedded::migrations::runner(),
-        MIGRATION_LOCK_KEY,
-        &log,
-    )
-    .await?;
+    migrate(&settings.database, &log).await?;
     let db = Database::new(&settings.database)?;
     let store = OrderStore::new(db.clone());
     let keys = IdempotencyKeys::new(db.clone(), &settings.idempotency);

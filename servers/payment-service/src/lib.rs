@@ -104,6 +104,7 @@ pub async fn migrate(database: &DatabaseSettings, log: &slog::Logger) -> anyhow:
         database,
         embedded::migrations::runner(),
         MIGRATION_LOCK_KEY,
+        &[],
         log,
     )
     .await

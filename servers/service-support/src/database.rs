@@ -629,15 +629,24 @@ pub async fn migrate(
     settings: &DatabaseSettings,
     migrations: refinery::Runner,
     lock_key: i64,
+    indexes: &[ConcurrentIndex],
     log: &slog::Logger,
 ) -> anyhow::Result<()> {
     let config = settings.pg_config()?;
     let (mut client, connection) = connect_with_retry(&config, log).await?;
     let connection = tokio::spawn(connection);
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&lock_key])
+    // Tried, not waited for in the server: a session blocked in
+    // pg_advisory_lock holds a transaction open, and CREATE INDEX
+    // CONCURRENTLY, run by the holder, waits for every open transaction:
+    // two replicas starting together would wait for each other for ever.
+    while !client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key])
         .await
-        .context("cannot take the migration lock")?;
+        .context("cannot take the migration lock")?
+        .get::<_, bool>(0)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let report = migrations
         .run_async(&mut client)
         .await
@@ -645,11 +654,62 @@ pub async fn migrate(
     for migration in report.applied_migrations() {
         slog::info!(log, "applied migration"; "migration" => migration.to_string());
     }
+    for index in indexes {
+        index.build(&client, log).await?;
+    }
     drop(client);
     // The connection task ends once the client is gone; that closes the
     // session and releases the lock.
     let _ = connection.await;
     Ok(())
+}
+
+/// An index built without blocking writes to its table (CREATE INDEX
+/// CONCURRENTLY), after the migrations: a migration runs in a transaction,
+/// where building an index holds a lock that stops every write to a
+/// growing table for as long as the build takes.
+pub struct ConcurrentIndex {
+    pub name: &'static str,
+    /// What follows the name: `ON table (columns)`.
+    pub definition: &'static str,
+}
+
+impl ConcurrentIndex {
+    /// Builds the index unless it is there and valid; a build that was
+    /// interrupted left it invalid, and it is dropped and built again.
+    async fn build(
+        &self,
+        client: &tokio_postgres::Client,
+        log: &slog::Logger,
+    ) -> anyhow::Result<()> {
+        let valid: Option<bool> = client
+            .query_opt(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace",
+                &[&self.name],
+            )
+            .await?
+            .map(|row| row.get(0));
+        match valid {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                client
+                    .batch_execute(&format!("DROP INDEX CONCURRENTLY {}", self.name))
+                    .await
+                    .with_context(|| format!("cannot drop the invalid index {}", self.name))?;
+            }
+            None => {}
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE INDEX CONCURRENTLY {} {}",
+                self.name, self.definition
+            ))
+            .await
+            .with_context(|| format!("cannot build the index {}", self.name))?;
+        slog::info!(log, "built index"; "index" => self.name);
+        Ok(())
+    }
 }
 
 /// How long start-up waits for the database to accept connections.
