@@ -219,7 +219,7 @@ proctype Client() {
     fi
 }
 
-/* store.rs SETTLE_PENDING: the payment's change and its outcome's record in
+/* delivery/outbox.rs SETTLE_PENDING: the payment's change and its outcome's record in
  * one statement; an intent is not settled */
 proctype Settle() {
     if
@@ -231,7 +231,7 @@ proctype Settle() {
     fi
 }
 
-/* store.rs EXPIRE_STALE: attached pending payments only, never an intent */
+/* delivery/outbox.rs EXPIRE_STALE: attached pending payments only, never an intent */
 proctype Expire() {
     if
     :: atomic { prow != NONE && pattached && pstatus == P_PENDING ->
@@ -240,7 +240,7 @@ proctype Expire() {
     fi
 }
 
-/* dispatcher.rs: claim under a lease, deliver, record the answer. A
+/* delivery/dispatcher.rs: claim under a lease, deliver, record the answer. A
  * delivery may be duplicated or lost (then retried), and the instance may
  * stop right after sending: its lease ends and another instance delivers
  * again. Each payment has one outcome, so deliveries reordered among

@@ -47,6 +47,17 @@ pub async fn wait_until<T>(
     }
 }
 
+/// A service's server settings in a test: loopback, a free port, the
+/// default body limit, debug logs.
+pub fn server_settings() -> service_support::server::ServerSettings {
+    service_support::server::ServerSettings {
+        listen_addr: [127, 0, 0, 1].into(),
+        port: 0,
+        max_body_bytes: 16 * 1024,
+        log_level: "debug".to_string(),
+    }
+}
+
 /// A logger for a step of a test whose log nobody reads (on stderr if
 /// `TEST_LOG` is set).
 pub fn test_logger(name: &str) -> slog::Logger {

@@ -84,7 +84,7 @@ impl<'c> OrderServiceTest<'c> {
             .await
             .expect("order-service starts");
         // A restart binds the same port, behind the same proxy.
-        settings.port = server.local_addr().port();
+        settings.server.port = server.local_addr().port();
         let proxy = ConformanceProxy::start(format!("http://{}", server.local_addr()))
             .await
             .expect("the conformance proxy starts");
@@ -114,7 +114,7 @@ impl<'c> OrderServiceTest<'c> {
     /// Where the service itself listens, not its proxy: for tests of how it
     /// treats connections.
     pub fn direct_addr(&self) -> std::net::SocketAddr {
-        (self.settings.listen_addr, self.settings.port).into()
+        (self.settings.server.listen_addr, self.settings.server.port).into()
     }
 
     /// Everything the service logged, as JSON lines.
@@ -206,12 +206,9 @@ pub fn settings_for(cluster: &Cluster, database: &str) -> Settings {
 pub fn settings_for_database(database: DatabaseSettings, secret: &str) -> Settings {
     Settings {
         database,
-        listen_addr: [127, 0, 0, 1].into(),
-        port: 0,
+        server: crate::server_settings(),
         callback_secret: secret.to_string(),
         previous_callback_secret: None,
-        max_body_bytes: 16 * 1024,
-        log_level: "debug".to_string(),
         auth: issuer::auth_settings(),
         idempotency: IdempotencySettings {
             ttl_secs: 24 * 3600,

@@ -7,6 +7,7 @@ use crate::{LogBuffer, issuer, test_logger};
 use payment_service::{DeliverySettings, OrderServiceSettings, PaymentService, Settings};
 use postgres_cluster::Cluster;
 use service_support::idempotency::IdempotencySettings;
+use service_support::lifecycle::Service;
 use service_support::shutdown::DrainSettings;
 use tokio::runtime::Runtime;
 use tokio::sync::OnceCell;
@@ -73,7 +74,7 @@ impl<'c> PaymentServiceTest<'c> {
         adjust: impl FnOnce(&mut Settings),
     ) -> PaymentServiceTest<'c> {
         let mut settings = self.settings.clone();
-        settings.port = 0;
+        settings.server.port = 0;
         adjust(&mut settings);
         PaymentServiceTest::launch(self.cluster, self.database.clone(), false, settings).await
     }
@@ -86,7 +87,7 @@ impl<'c> PaymentServiceTest<'c> {
     ) -> Self {
         let logs = LogBuffer::default();
         let (runtime, service) = run(&settings, &logs).await;
-        settings.port = service.local_addr().port();
+        settings.server.port = service.local_addr().port();
         let proxy = ConformanceProxy::start(format!("http://{}", service.local_addr()))
             .await
             .expect("the conformance proxy starts");
@@ -233,10 +234,7 @@ pub fn settings_for(
     Settings {
         command: None,
         database: cluster.database_settings(database),
-        listen_addr: [127, 0, 0, 1].into(),
-        port: 0,
-        max_body_bytes: 16 * 1024,
-        log_level: "debug".to_string(),
+        server: crate::server_settings(),
         expiry_secs: 3600,
         auth: issuer::auth_settings(),
         idempotency: IdempotencySettings {

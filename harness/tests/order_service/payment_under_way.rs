@@ -137,7 +137,7 @@ async fn an_attachment_for_another_total_an_unknown_order_or_unsigned_is_refused
         .unwrap_err();
     assert_eq!(
         (status, code.as_str()),
-        (StatusCode::CONFLICT, "AMOUNT_MISMATCH")
+        (StatusCode::BAD_REQUEST, "AMOUNT_MISMATCH")
     );
     assert!(
         message.contains("5999") && message.contains("6000"),

@@ -40,7 +40,7 @@ impl Mocked {
 
     /// order-service will answer `GET /internal/orders/{id}` with this order, attach
     /// a payment to it as order-service does: to a pending order of that
-    /// total (409 `ORDER_NOT_PENDING` or `AMOUNT_MISMATCH` otherwise), and
+    /// total (409 `ORDER_NOT_PENDING` or 400 `AMOUNT_MISMATCH` otherwise), and
     /// answer a release with the order, which holds no payment.
     pub async fn order_is(&self, id: Uuid, total_amount: i64, status: &str) {
         self.order_reads_as(id, total_amount, status).await;
@@ -64,7 +64,7 @@ impl Mocked {
                     ResponseTemplate::new(409)
                         .set_body_json(error_envelope(409, "ORDER_NOT_PENDING"))
                 } else if attachment["amount"] != total_amount {
-                    ResponseTemplate::new(409).set_body_json(error_envelope(409, "AMOUNT_MISMATCH"))
+                    ResponseTemplate::new(400).set_body_json(error_envelope(400, "AMOUNT_MISMATCH"))
                 } else {
                     ResponseTemplate::new(200).set_body_json(order_envelope(
                         id,

@@ -10,8 +10,8 @@
 //! clients: renaming one is a breaking change.
 
 use api_common::{
-    Access, Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody,
-    NonBlankText, Page, PositiveInt, Scope, SignedBody, SignedRequest,
+    Access, Answer, ApiError, Envelope, IdempotencyKeyHeader, JsonBody, NonBlankText, Page,
+    PositiveInt, Scope, SignedBody, SignedRequest,
 };
 use chrono::{DateTime, Utc};
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
@@ -118,7 +118,7 @@ pub trait OrderApi {
     /// missing, stale, invalid or replayed signature is `UNAUTHORIZED` (401)
     /// and changes nothing. `success` moves a `pending`
     /// order to `paid` if `amount` equals its `total_amount`
-    /// (`AMOUNT_MISMATCH`, 409, otherwise); `failed` moves it to `failed`.
+    /// (`AMOUNT_MISMATCH`, 400, otherwise); `failed` moves it to `failed`.
     /// Delivery is at-least-once, so the same report again answers 200 and
     /// changes nothing; a report that contradicts the settled order (the
     /// other outcome, or another payment) is `ORDER_ALREADY_SETTLED` (409),
@@ -147,7 +147,7 @@ pub trait OrderApi {
     /// answers 200. Another payment already under way is
     /// `ORDER_PAYMENT_IN_PROGRESS` (409; the order's `payment_id` names it); a
     /// settled order is `ORDER_NOT_PENDING` (409); another total is
-    /// `AMOUNT_MISMATCH` (409); a payment released for this order (see
+    /// `AMOUNT_MISMATCH` (400); a payment released for this order (see
     /// `release_payment`) is `PAYMENT_RELEASED` (409); an unknown order is
     /// `ORDER_NOT_FOUND` (404).
     #[endpoint { method = POST, path = "/internal/orders/{orderId}/payment", tags = ["internal"] }]
@@ -191,39 +191,6 @@ pub trait OrderApi {
         query: Query<PayerQuery>,
         signed: SignedRequest,
     ) -> Result<HttpResponseOk<Envelope<Order>>, ApiError>;
-
-    /// Liveness: the process is up and serving HTTP. Unpublished.
-    #[endpoint { method = GET, path = "/healthz", unpublished = true }]
-    async fn healthz(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
-
-    /// Readiness: the database answers; 503 `SERVICE_UNAVAILABLE`
-    /// naming what is not ready otherwise. Unpublished.
-    #[endpoint { method = GET, path = "/readyz", unpublished = true }]
-    async fn readyz(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
-
-    /// Prometheus metrics in the OpenMetrics text format. Unpublished.
-    #[endpoint { method = GET, path = "/metrics", unpublished = true }]
-    async fn metrics(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError>;
-
-    /// This service's part of the contract, as JSON. Unpublished.
-    #[endpoint { method = GET, path = "/openapi.json", unpublished = true }]
-    async fn contract_document(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError>;
-
-    /// Interactive documentation (Swagger UI) of this service's part of the
-    /// contract, served with all its assets. Unpublished.
-    #[endpoint { method = GET, path = "/docs/{path:.*}", unpublished = true }]
-    async fn docs_page(
-        rqctx: RequestContext<Self::Context>,
-        path: Path<DocsPath>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
 /// What each public operation asks of its caller's bearer token. The

@@ -2,8 +2,8 @@ use clap::Parser;
 use service_support::auth::AuthSettings;
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
+use service_support::server::ServerSettings;
 use service_support::shutdown::DrainSettings;
-use std::net::IpAddr;
 
 /// order-service: creates and manages orders, and settles them when
 /// payment-service reports a payment's outcome.
@@ -11,28 +11,23 @@ use std::net::IpAddr;
 /// Every setting can be given as a flag or as the environment variable
 /// shown beside it.
 #[derive(Clone, Parser)]
-#[command(name = "order-service", version, mut_arg("db_name", |a| a.default_value("order_db").required(false)))]
+#[command(
+    name = "order-service",
+    version,
+    mut_arg("db_name", |a| a.default_value("order_db").required(false)),
+    mut_arg("port", |a| a.default_value("8080").required(false))
+)]
 pub struct Settings {
     #[command(flatten)]
     pub database: DatabaseSettings,
-    /// Address to listen on; 0.0.0.0 to accept connections from other hosts.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1")]
-    pub listen_addr: IpAddr,
-    /// Port to listen on; 0 picks a free one.
-    #[arg(long, env = "PORT", default_value_t = 8080)]
-    pub port: u16,
+    #[command(flatten)]
+    pub server: ServerSettings,
     /// The Standard Webhooks secret payment-service signs callbacks with: whsec_ followed by the base64 of at least 24 random bytes. Required.
     #[arg(long, env = "PAYMENT_CALLBACK_SECRET", hide_env_values = true)]
     pub callback_secret: String,
     /// During a secret rotation, the secret being retired; callbacks signed with either secret are accepted.
     #[arg(long, env = "PAYMENT_CALLBACK_SECRET_PREVIOUS", hide_env_values = true)]
     pub previous_callback_secret: Option<String>,
-    /// Largest request body accepted, in bytes; larger bodies are answered 413.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
-    pub max_body_bytes: usize,
-    /// Log level: trace, debug, info, warn, error or critical.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]
@@ -58,10 +53,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("database", &self.database)
-            .field("listen_addr", &self.listen_addr)
-            .field("port", &self.port)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("log_level", &self.log_level)
+            .field("server", &self.server)
             .field("auth", &self.auth)
             .field("idempotency", &self.idempotency)
             .field("drain", &self.drain)
@@ -84,5 +76,6 @@ mod tests {
         let settings =
             Settings::try_parse_from(["order-service", "--callback-secret", "x"]).unwrap();
         assert_eq!(settings.database.name, "order_db");
+        assert_eq!(settings.server.port, 8080);
     }
 }

@@ -1,28 +1,84 @@
 //! The HTTP handlers: each authenticates its caller (a bearer token on
 //! public operations, a signature on internal ones), unpacks its request,
-//! calls the order rules, and wraps the result in the envelope;
-//! [`observed`] logs and counts it.
+//! applies its Idempotency-Key, calls the order rules, and wraps the
+//! result in the envelope; [`observed`] logs and counts it. The one
+//! mapping of the rules' errors to statuses and codes is here.
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
 use crate::signed_calls::Refusal;
 use api_common::{
-    Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody, Page, SignedBody,
+    Answer, ApiError, Envelope, ErrorCode, IdempotencyKeyHeader, JsonBody, Page, SignedBody,
     SignedRequest,
 };
 use dropshot::{HttpResponseOk, Path, Query, RequestContext};
+use http::StatusCode;
 use order_api::{
     ListOrdersQuery, Order, OrderApi, OrderPath, OrderRequest, PayerQuery, PaymentAttachment,
     PaymentCallback, PaymentRelease,
 };
 use service_support::auth::Caller;
+use service_support::database::DbError;
 use service_support::operations;
+use service_support::operations::{Failure, ServiceError};
 
 /// The implementation of [`OrderApi`], served by Dropshot.
 pub enum OrderApiImpl {}
 
 type Reply<T> = Result<HttpResponseOk<T>, ApiError>;
 type Answered<T> = Result<Answer<T>, ApiError>;
+type Failed = Failure<OrderError>;
+
+impl ServiceError for OrderError {
+    /// The envelope for this error. Database failures are described
+    /// generically: their details are for the log, not the client.
+    fn to_api_error(&self) -> ApiError {
+        let (status, code) = match self {
+            OrderError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
+            OrderError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::OrderNotPending),
+            OrderError::PaymentInProgress { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::OrderPaymentInProgress)
+            }
+            OrderError::TotalOverflow { .. } => {
+                (StatusCode::BAD_REQUEST, ErrorCode::TotalAmountOverflow)
+            }
+            OrderError::AmountMismatch { .. } => {
+                (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch)
+            }
+            OrderError::AlreadySettled { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::OrderAlreadySettled)
+            }
+            OrderError::PaymentReleased { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::PaymentReleased)
+            }
+            OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
+            OrderError::Database(DbError::Unavailable(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ServiceUnavailable,
+                    "the order database is unavailable; retry in a few seconds",
+                );
+            }
+            OrderError::Database(DbError::OutcomeUnknown(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::OutcomeUnknown,
+                    "the order database did not confirm in time whether this change was made; \
+                     read the order to see, or send the same create again with the same \
+                     Idempotency-Key, which answers what was done",
+                );
+            }
+            OrderError::Database(_) => {
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::InternalError,
+                    "internal error; it has been logged",
+                );
+            }
+        };
+        ApiError::new(status, code, self.to_string())
+    }
+}
 
 impl OrderApi for OrderApiImpl {
     type Context = ServiceContext;
@@ -35,16 +91,18 @@ impl OrderApi for OrderApiImpl {
         answered(&rqctx, async {
             let caller = caller(&rqctx).await?;
             let context = rqctx.context();
-            orders::create(
-                &context.store,
-                &context.keys,
-                caller.subject(),
-                key.into_inner().as_ref(),
-                &body.into_inner(),
-                &rqctx.log,
-            )
-            .await
-            .map(Envelope::ok)
+            let (owner, request) = (caller.subject(), body.into_inner());
+            // Refused before the key is looked at: such a request leaves no trace.
+            let total = orders::total_amount(&request)?;
+            let work = async |attempt: Option<&_>| {
+                orders::create(&context.store, owner, &request, total, attempt).await
+            };
+            let key = key.into_inner();
+            context
+                .keys
+                .once(owner, key.as_ref(), &request, &rqctx.log, work)
+                .await
+                .map(Envelope::ok)
         })
         .await
     }
@@ -80,6 +138,7 @@ impl OrderApi for OrderApiImpl {
             orders::get(&rqctx.context().store, id, caller.owner_filter())
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
     }
@@ -96,6 +155,7 @@ impl OrderApi for OrderApiImpl {
             orders::update(store, id, caller.owner_filter(), &body.into_inner())
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
     }
@@ -110,6 +170,7 @@ impl OrderApi for OrderApiImpl {
             orders::delete(&rqctx.context().store, id, caller.owner_filter())
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
     }
@@ -135,6 +196,7 @@ impl OrderApi for OrderApiImpl {
             orders::settle(&context.store, &report)
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
     }
@@ -155,6 +217,7 @@ impl OrderApi for OrderApiImpl {
             orders::attach_payment(&context.store, id, &attachment)
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
     }
@@ -174,6 +237,7 @@ impl OrderApi for OrderApiImpl {
             orders::release_payment(&context.store, id, &release)
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
     }
@@ -192,68 +256,33 @@ impl OrderApi for OrderApiImpl {
             orders::get(&context.store, id, customer.as_deref())
                 .await
                 .map(Envelope::ok)
+                .map_err(Failure::from)
         })
         .await
-    }
-
-    async fn healthz(_rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
-        Ok(HttpResponseOk(operations::alive()))
-    }
-
-    async fn readyz(rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
-        let context = rqctx.context();
-        let stopping = context.draining.check();
-        let database = operations::database_check(&context.db).await;
-        operations::ready(vec![
-            ("shutdown", stopping),
-            ("database", database),
-            ("authentication", context.auth.readiness()),
-        ])
-        .map(HttpResponseOk)
-    }
-
-    async fn metrics(
-        rqctx: RequestContext<ServiceContext>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError> {
-        let context = rqctx.context();
-        operations::metrics_response(&context.metrics, &context.db)
-    }
-
-    async fn contract_document(
-        rqctx: RequestContext<ServiceContext>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError> {
-        rqctx.context().docs.openapi_json()
-    }
-
-    async fn docs_page(
-        rqctx: RequestContext<ServiceContext>,
-        path: Path<DocsPath>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError> {
-        rqctx.context().docs.page(&path.into_inner().path)
     }
 }
 
 /// The caller of a public operation, by its bearer token and the
 /// operation's rule in [`order_api::ACCESS`].
-async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, OrderError> {
+async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, Failed> {
     let rule = api_common::access_of(order_api::ACCESS, &rqctx.endpoint.operation_id);
     rqctx
         .context()
         .auth
         .authenticate(rqctx.request.headers(), rule)
         .await
-        .map_err(OrderError::Enveloped)
+        .map_err(Failure::Answer)
 }
 
 /// The customer a signed call acts for, which order-service requires while
 /// it authenticates its callers: without one, the call would act on every
 /// customer's orders (a payment-service running with AUTH_DISABLED in front
 /// of an authenticated order-service).
-fn payer(context: &ServiceContext, customer: Option<String>) -> Result<Option<String>, OrderError> {
+fn payer(context: &ServiceContext, customer: Option<String>) -> Result<Option<String>, Failed> {
     let refused = |message: &str| {
-        OrderError::Enveloped(ApiError::new(
-            http::StatusCode::BAD_REQUEST,
-            api_common::ErrorCode::InvalidRequest,
+        Failure::Answer(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
             message,
         ))
     };
@@ -275,18 +304,25 @@ async fn accepted(
     context: &ServiceContext,
     request: &SignedRequest,
     body: &[u8],
-) -> Result<(), OrderError> {
+) -> Result<(), Failed> {
+    let unauthorized = |why: String| {
+        Failure::Answer(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            format!("payment callback rejected: {why}"),
+        ))
+    };
     context
         .verifier
         .verify(request, body)
-        .map_err(OrderError::Unauthorized)?;
+        .map_err(unauthorized)?;
     context
         .seen_calls
         .first_time(&request.headers)
         .await
         .map_err(|refusal| match refusal {
-            Refusal::Replayed(why) => OrderError::Unauthorized(why),
-            Refusal::Database(error) => OrderError::Database(error),
+            Refusal::Replayed(why) => unauthorized(why),
+            Refusal::Database(error) => Failure::Rules(error.into()),
         })
 }
 
@@ -296,15 +332,15 @@ async fn accepted(
 async fn verified<T: serde::de::DeserializeOwned>(
     context: &ServiceContext,
     body: &SignedBody<T>,
-) -> Result<T, OrderError> {
+) -> Result<T, Failed> {
     accepted(context, body.request(), body.bytes()).await?;
-    body.parse().map_err(OrderError::Enveloped)
+    body.parse().map_err(Failure::Answer)
 }
 
 /// Runs a handler's work through [`operations::observed`].
 async fn observed<T>(
     rqctx: &RequestContext<ServiceContext>,
-    work: impl Future<Output = Result<T, OrderError>>,
+    work: impl Future<Output = Result<T, Failed>>,
 ) -> Reply<T>
 where
     T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,
@@ -319,7 +355,7 @@ where
 /// answers with its challenge.
 async fn answered<T>(
     rqctx: &RequestContext<ServiceContext>,
-    work: impl Future<Output = Result<T, OrderError>>,
+    work: impl Future<Output = Result<T, Failed>>,
 ) -> Answered<T>
 where
     T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,

@@ -21,12 +21,13 @@ mod store;
 pub use config::Settings;
 
 use anyhow::{Context, anyhow};
-use dropshot::{HttpServer, ServerBuilder};
+use dropshot::HttpServer;
 use service_support::auth::Authenticator;
 use service_support::database::{self, ConcurrentIndex, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
+use service_support::operations::Operated;
 use service_support::shutdown::Draining;
 use signed_calls::{CallbackVerifier, SeenCalls};
 use store::OrderStore;
@@ -57,10 +58,21 @@ pub struct ServiceContext {
     draining: Draining,
 }
 
-impl ServiceContext {
-    /// Starts stopping: readiness fails from now on; requests are still served.
-    pub fn begin_draining(&self) {
-        self.draining.begin();
+impl Operated for ServiceContext {
+    fn database(&self) -> &Database {
+        &self.db
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn docs(&self) -> &Docs {
+        &self.docs
+    }
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+    fn readiness(&self) -> Vec<(&'static str, Result<&'static str, String>)> {
+        vec![("authentication", self.auth.readiness())]
     }
 }
 
@@ -107,36 +119,19 @@ pub async fn start(
 
     let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
-    let config = service_support::server::config(
-        settings.listen_addr,
-        settings.port,
-        settings.max_body_bytes,
-    );
-    let server = ServerBuilder::new(
-        api,
-        ServiceContext {
-            store,
-            keys,
-            _pruner: pruner,
-            auth,
-            verifier,
-            seen_calls,
-            _seen_calls_pruner: seen_calls_pruner,
-            db,
-            metrics: Metrics::new(),
-            docs: Docs::for_service("order-service", &["orders", "internal"])?,
-            draining: Draining::default(),
-        },
-        log,
-    )
-    .config(config)
-    .start()
-    .map_err(|e| {
-        anyhow!(
-            "cannot listen on {}:{}: {e}",
-            settings.listen_addr,
-            settings.port
-        )
-    })?;
+    let context = ServiceContext {
+        store,
+        keys,
+        _pruner: pruner,
+        auth,
+        verifier,
+        seen_calls,
+        _seen_calls_pruner: seen_calls_pruner,
+        db,
+        metrics: Metrics::new(),
+        docs: Docs::for_service("order-service", &["orders", "internal"])?,
+        draining: Draining::default(),
+    };
+    let server = service_support::server::start(api, context, &settings.server, log)?;
     Ok(server)
 }

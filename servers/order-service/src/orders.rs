@@ -3,17 +3,16 @@
 
 use crate::page_token::Cursor;
 use crate::store::OrderStore;
-use api_common::{ApiError, ErrorCode, IdempotencyKey};
-use http::StatusCode;
 use order_api::{
     Order, OrderRequest, OrderStatus, PageLimit, PaymentAttachment, PaymentCallback,
     PaymentOutcome, PaymentRelease,
 };
 use service_support::database::DbError;
-use service_support::idempotency::{self, Claim, IdempotencyKeys};
+use service_support::idempotency::{Attempt, Done};
 use uuid::Uuid;
 
-/// Why an order operation was refused or failed.
+/// Why an order operation was refused or failed. What each means on the
+/// wire is decided at the entrypoints.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
     #[error("no order has id {0}")]
@@ -51,65 +50,8 @@ pub enum OrderError {
     PaymentReleased { id: Uuid, payment_id: Uuid },
     #[error("page_token is not one this service issued; list again from the first page without it")]
     InvalidPageToken,
-    #[error("payment callback rejected: {0}")]
-    Unauthorized(String),
-    /// An answer whose envelope is already made: a body that failed to
-    /// parse, or what an idempotency key answers.
-    #[error("{}", .0.data.message)]
-    Enveloped(ApiError),
     #[error(transparent)]
     Database(#[from] DbError),
-}
-
-impl service_support::operations::ServiceError for OrderError {
-    /// The envelope for this error. Database failures are described
-    /// generically: their details are for the log, not the client.
-    fn to_api_error(&self) -> ApiError {
-        let (status, code) = match self {
-            OrderError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
-            OrderError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::OrderNotPending),
-            OrderError::PaymentInProgress { .. } => {
-                (StatusCode::CONFLICT, ErrorCode::OrderPaymentInProgress)
-            }
-            OrderError::TotalOverflow { .. } => {
-                (StatusCode::BAD_REQUEST, ErrorCode::TotalAmountOverflow)
-            }
-            OrderError::AmountMismatch { .. } => (StatusCode::CONFLICT, ErrorCode::AmountMismatch),
-            OrderError::AlreadySettled { .. } => {
-                (StatusCode::CONFLICT, ErrorCode::OrderAlreadySettled)
-            }
-            OrderError::PaymentReleased { .. } => {
-                (StatusCode::CONFLICT, ErrorCode::PaymentReleased)
-            }
-            OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
-            OrderError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
-            OrderError::Enveloped(error) => return error.clone(),
-            OrderError::Database(DbError::Unavailable(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::ServiceUnavailable,
-                    "the order database is unavailable; retry in a few seconds",
-                );
-            }
-            OrderError::Database(DbError::OutcomeUnknown(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::OutcomeUnknown,
-                    "the order database did not confirm in time whether this change was made; \
-                     read the order to see, or send the same create again with the same \
-                     Idempotency-Key, which answers what was done",
-                );
-            }
-            OrderError::Database(_) => {
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::InternalError,
-                    "internal error; it has been logged",
-                );
-            }
-        };
-        ApiError::new(status, code, self.to_string())
-    }
 }
 
 /// `price × quantity`, refusing a total that does not fit.
@@ -120,37 +62,29 @@ pub fn total_amount(request: &OrderRequest) -> Result<i64, OrderError> {
         .ok_or(OrderError::TotalOverflow { price, quantity })
 }
 
-/// Creates an order owned by `owner` (nobody, with authentication
-/// disabled); with an idempotency key, once per key of that owner (see
-/// [`service_support::idempotency`]). A total that overflows is refused
-/// before the key is looked at, so such a request leaves no trace.
+/// Creates an order of `total` (see [`total_amount`]) owned by `owner`
+/// (nobody, with authentication disabled). Under an idempotency key's
+/// `attempt`, the answer is recorded in the same transaction as the order,
+/// so the two cannot part.
 pub async fn create(
     store: &OrderStore,
-    keys: &IdempotencyKeys,
     owner: Option<&str>,
-    key: Option<&IdempotencyKey>,
     request: &OrderRequest,
-    log: &slog::Logger,
-) -> Result<Order, OrderError> {
-    let total = total_amount(request)?;
-    let Some(key) = key else {
-        return Ok(store.insert(request, total, owner).await?);
+    total: i64,
+    attempt: Option<&Attempt>,
+) -> Result<Done<Order>, OrderError> {
+    let Some(attempt) = attempt else {
+        return Ok(Done::Answered(store.insert(request, total, owner).await?));
     };
-    let attempt = match keys.claim(owner, key, request).await? {
-        Claim::Answered(answer) => return answer.map_err(OrderError::Enveloped),
-        Claim::Proceed(attempt) => attempt,
-    };
-    let result = match store
-        .insert_answering(request, total, owner, &attempt)
-        .await
-    {
-        Ok(Some(order)) => return Ok(order),
-        // A retry took the key over after this attempt's lease ran out.
-        Ok(None) => Err(OrderError::Enveloped(idempotency::in_use(key))),
-        Err(error) => Err(OrderError::Database(error)),
-    };
-    keys.finish(&attempt, &result, log).await;
-    result
+    Ok(
+        match store
+            .insert_answering(request, total, owner, attempt)
+            .await?
+        {
+            Some(order) => Done::Recorded(order),
+            None => Done::Superseded,
+        },
+    )
 }
 
 /// The order `id`, if it is `owner`'s (anyone's if `None`): another

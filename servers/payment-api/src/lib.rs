@@ -9,11 +9,11 @@
 //! clients: renaming one is a breaking change.
 
 use api_common::{
-    Access, Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody,
-    NonBlankText, PositiveInt, Scope,
+    Access, Answer, ApiError, Envelope, IdempotencyKeyHeader, JsonBody, NonBlankText, PositiveInt,
+    Scope,
 };
 use chrono::{DateTime, Utc};
-use dropshot::{HttpResponseOk, Path, RequestContext};
+use dropshot::{Path, RequestContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -90,39 +90,6 @@ pub trait PaymentApi {
         rqctx: RequestContext<Self::Context>,
         path: Path<SettlementRoute>,
     ) -> Result<Answer<Envelope<Payment>>, ApiError>;
-
-    /// Liveness: the process is up and serving HTTP. Unpublished.
-    #[endpoint { method = GET, path = "/healthz", unpublished = true }]
-    async fn healthz(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
-
-    /// Readiness: the database answers and the outcome dispatcher is running; 503 `SERVICE_UNAVAILABLE`
-    /// naming what is not ready otherwise. Unpublished.
-    #[endpoint { method = GET, path = "/readyz", unpublished = true }]
-    async fn readyz(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<HttpResponseOk<Envelope<Health>>, ApiError>;
-
-    /// Prometheus metrics in the OpenMetrics text format. Unpublished.
-    #[endpoint { method = GET, path = "/metrics", unpublished = true }]
-    async fn metrics(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError>;
-
-    /// This service's part of the contract, as JSON. Unpublished.
-    #[endpoint { method = GET, path = "/openapi.json", unpublished = true }]
-    async fn contract_document(
-        rqctx: RequestContext<Self::Context>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError>;
-
-    /// Interactive documentation (Swagger UI) of this service's part of the
-    /// contract, served with all its assets. Unpublished.
-    #[endpoint { method = GET, path = "/docs/{path:.*}", unpublished = true }]
-    async fn docs_page(
-        rqctx: RequestContext<Self::Context>,
-        path: Path<DocsPath>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
 /// What each public operation asks of its caller's bearer token; the

@@ -2,8 +2,8 @@ use clap::{Parser, Subcommand};
 use service_support::auth::AuthSettings;
 use service_support::database::DatabaseSettings;
 use service_support::idempotency::IdempotencySettings;
+use service_support::server::ServerSettings;
 use service_support::shutdown::DrainSettings;
-use std::net::IpAddr;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -13,24 +13,19 @@ use uuid::Uuid;
 /// Every setting can be given as a flag or as the environment variable
 /// shown beside it. Without a subcommand, the service runs.
 #[derive(Clone, Parser)]
-#[command(name = "payment-service", version, mut_arg("db_name", |a| a.default_value("payment_db").required(false)))]
+#[command(
+    name = "payment-service",
+    version,
+    mut_arg("db_name", |a| a.default_value("payment_db").required(false)),
+    mut_arg("port", |a| a.default_value("8081").required(false))
+)]
 pub struct Settings {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub database: DatabaseSettings,
-    /// Address to listen on; 0.0.0.0 to accept connections from other hosts.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1")]
-    pub listen_addr: IpAddr,
-    /// Port to listen on; 0 picks a free one.
-    #[arg(long, env = "PORT", default_value_t = 8081)]
-    pub port: u16,
-    /// Largest request body accepted, in bytes; larger bodies are answered 413.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
-    pub max_body_bytes: usize,
-    /// Log level: trace, debug, info, warn, error or critical.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub server: ServerSettings,
     /// Seconds after which a payment nobody settled expires: it becomes `failed`, and so does its order, which is free no longer.
     #[arg(long, env = "PAYMENT_EXPIRY_SECS", default_value_t = 24 * 3600)]
     pub expiry_secs: u64,
@@ -158,8 +153,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("database", &self.database)
-            .field("listen_addr", &self.listen_addr)
-            .field("port", &self.port)
+            .field("server", &self.server)
             .field("expiry_secs", &self.expiry_secs)
             .field("auth", &self.auth)
             .field("idempotency", &self.idempotency)
@@ -184,7 +178,7 @@ mod tests {
     fn defaults_suit_production() {
         let settings = Settings::try_parse_from(["payment-service"]).unwrap();
         assert_eq!(settings.database.name, "payment_db");
-        assert_eq!(settings.port, 8081);
+        assert_eq!(settings.server.port, 8081);
         assert_eq!(settings.delivery.retry_window_secs, 259_200);
         assert_eq!(settings.expiry_secs, 86_400);
         assert!(settings.command.is_none());

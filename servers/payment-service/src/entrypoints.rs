@@ -1,21 +1,84 @@
 //! The HTTP handlers: each authenticates its caller, unpacks its request,
-//! calls the payment rules, and wraps the result in the envelope;
-//! [`observed`] logs and counts it.
+//! applies its Idempotency-Key, calls the payment rules, and wraps the
+//! result in the envelope; [`observed`] logs and counts it. The one
+//! mapping of the rules' errors to statuses and codes is here.
 
 use crate::ServiceContext;
 use crate::payments::{self, PaymentError};
-use api_common::{Answer, ApiError, DocsPath, Envelope, Health, IdempotencyKeyHeader, JsonBody};
-use dropshot::{HttpResponseOk, Path, RequestContext};
+use api_common::{Answer, ApiError, Envelope, ErrorCode, IdempotencyKeyHeader, JsonBody};
+use dropshot::{Path, RequestContext};
+use http::StatusCode;
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
 use service_support::auth::Caller;
-use service_support::operations;
-use std::sync::atomic::Ordering;
+use service_support::database::DbError;
+use service_support::idempotency::Done;
+use service_support::operations::{self, Failure, ServiceError};
 
 /// The implementation of [`PaymentApi`], served by Dropshot.
 pub enum PaymentApiImpl {}
 
-type Reply<T> = Result<HttpResponseOk<T>, ApiError>;
 type Answered<T> = Result<Answer<T>, ApiError>;
+type Failed = Failure<PaymentError>;
+
+impl ServiceError for PaymentError {
+    /// The envelope for this error. Database failures are described
+    /// generically: their details are for the log, not the client.
+    fn to_api_error(&self) -> ApiError {
+        let (status, code) = match self {
+            PaymentError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::PaymentNotFound),
+            PaymentError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentNotPending),
+            PaymentError::OrderNotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
+            PaymentError::OrderNotPending { .. } => {
+                (StatusCode::CONFLICT, ErrorCode::OrderNotPending)
+            }
+            PaymentError::AmountMismatch { .. } => {
+                (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch)
+            }
+            PaymentError::TermsDiffer {
+                amount_differs: true,
+                ..
+            } => (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch),
+            PaymentError::TermsDiffer { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentExists),
+            PaymentError::AnotherUnderWay(_) => {
+                (StatusCode::CONFLICT, ErrorCode::OrderPaymentInProgress)
+            }
+            PaymentError::OrderServiceNoAnswer { .. } | PaymentError::Unrecorded { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::OutcomeUnknown)
+            }
+            PaymentError::OrderServiceUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::OrderServiceUnavailable,
+            ),
+            PaymentError::OrderServiceBadResponse(_) => {
+                (StatusCode::BAD_GATEWAY, ErrorCode::OrderServiceBadResponse)
+            }
+            PaymentError::Database(DbError::Unavailable(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ServiceUnavailable,
+                    "the payment database is unavailable; retry in a few seconds",
+                );
+            }
+            PaymentError::Database(DbError::OutcomeUnknown(_)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::OutcomeUnknown,
+                    "the payment database did not confirm in time whether this change was made; \
+                     read the payment to see, or send the same request again (with the same \
+                     Idempotency-Key, if any), which answers what was done",
+                );
+            }
+            PaymentError::Database(_) => {
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::InternalError,
+                    "internal error; it has been logged",
+                );
+            }
+        };
+        ApiError::new(status, code, self.to_string())
+    }
+}
 
 impl PaymentApi for PaymentApiImpl {
     type Context = ServiceContext;
@@ -30,16 +93,20 @@ impl PaymentApi for PaymentApiImpl {
             let context = rqctx.context();
             // order-service logs this request's id beside its own.
             let orders = context.orders.with_request_id(&rqctx.request_id);
-            payments::create_once(
-                &context.store,
-                &orders,
-                &context.keys,
-                caller.subject(),
-                key.into_inner().as_ref(),
-                &body.into_inner(),
-                &rqctx.log,
-            )
-            .await
+            let (customer, request) = (caller.subject(), body.into_inner());
+            // The answer is recorded after the work rather than with it: an
+            // order has one payment, so an attempt that died before
+            // recording is redone by a retry that finds that payment.
+            let work = async |_: Option<&_>| {
+                payments::create(&context.store, &orders, customer, &request)
+                    .await
+                    .map(Done::Answered)
+            };
+            let key = key.into_inner();
+            context
+                .keys
+                .once(customer, key.as_ref(), &request, &rqctx.log, work)
+                .await
         })
         .await
     }
@@ -51,7 +118,7 @@ impl PaymentApi for PaymentApiImpl {
         observed(&rqctx, async {
             let caller = caller(&rqctx).await?;
             let id = path.into_inner().payment_id;
-            payments::get(&rqctx.context().store, id, caller.owner_filter()).await
+            Ok(payments::get(&rqctx.context().store, id, caller.owner_filter()).await?)
         })
         .await
     }
@@ -64,89 +131,34 @@ impl PaymentApi for PaymentApiImpl {
             caller(&rqctx).await?;
             let route = path.into_inner();
             let context = rqctx.context();
-            let window = context.retry_window;
-            let (payment, claimed) = payments::settle(
-                &context.store,
-                route.payment_id,
-                route.outcome,
-                window,
-                &rqctx.request_id,
-                context.wakeup.claimant(),
+            let (id, outcome) = (route.payment_id, route.outcome);
+            let request_id = &rqctx.request_id;
+            Ok(
+                payments::settle(&context.store, &context.delivery, id, outcome, request_id)
+                    .await?,
             )
-            .await?;
-            context.wakeup.deliver(claimed);
-            Ok(payment)
         })
         .await
-    }
-
-    async fn healthz(_rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
-        Ok(HttpResponseOk(operations::alive()))
-    }
-
-    async fn readyz(rqctx: RequestContext<ServiceContext>) -> Reply<Envelope<Health>> {
-        let context = rqctx.context();
-        let stopping = context.draining.check();
-        let database = operations::database_check(&context.db).await;
-        let dispatcher = if context.dispatcher_running.load(Ordering::SeqCst) {
-            Ok("ok")
-        } else {
-            Err("the outcome dispatcher is not running".to_string())
-        };
-        operations::ready(vec![
-            ("shutdown", stopping),
-            ("database", database),
-            ("dispatcher", dispatcher),
-            ("authentication", context.auth.readiness()),
-        ])
-        .map(HttpResponseOk)
-    }
-
-    async fn metrics(
-        rqctx: RequestContext<ServiceContext>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError> {
-        let context = rqctx.context();
-        // Left as last scraped when the database does not answer in time.
-        if let Ok(backlog) = context.outbox.backlog().await {
-            context.delivery_metrics.backlog.set(backlog);
-        }
-        if let Ok(disagreements) = context.outbox.disagreement_count().await {
-            context.delivery_metrics.disagreements.set(disagreements);
-        }
-        operations::metrics_response(&context.metrics, &context.db)
-    }
-
-    async fn contract_document(
-        rqctx: RequestContext<ServiceContext>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError> {
-        rqctx.context().docs.openapi_json()
-    }
-
-    async fn docs_page(
-        rqctx: RequestContext<ServiceContext>,
-        path: Path<DocsPath>,
-    ) -> Result<http::Response<dropshot::Body>, ApiError> {
-        rqctx.context().docs.page(&path.into_inner().path)
     }
 }
 
 /// The caller, by its bearer token and the operation's rule in
 /// [`payment_api::ACCESS`].
-async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, PaymentError> {
+async fn caller(rqctx: &RequestContext<ServiceContext>) -> Result<Caller, Failed> {
     let rule = api_common::access_of(payment_api::ACCESS, &rqctx.endpoint.operation_id);
     rqctx
         .context()
         .auth
         .authenticate(rqctx.request.headers(), rule)
         .await
-        .map_err(PaymentError::Enveloped)
+        .map_err(Failure::Answer)
 }
 
 /// Runs a handler's work through [`operations::answered`] and wraps the
 /// payment; a refused credential answers with its challenge.
 async fn observed(
     rqctx: &RequestContext<ServiceContext>,
-    work: impl Future<Output = Result<Payment, PaymentError>>,
+    work: impl Future<Output = Result<Payment, Failed>>,
 ) -> Answered<Envelope<Payment>> {
     let metrics = &rqctx.context().metrics;
     let operation = &rqctx.endpoint.operation_id;

@@ -9,7 +9,7 @@
 //! [`payments::resolve`]), so an order never waits for a payment that
 //! payment-service does not hold.
 
-use crate::dispatcher::Wakeup;
+use crate::delivery::Delivery;
 use crate::payments::{self, Resolution};
 use crate::store::PaymentStore;
 use std::time::Duration;
@@ -27,8 +27,7 @@ pub struct Expiry {
     /// How long a payment may stay pending.
     pub after: Duration,
     /// The retry window of the outcomes it records.
-    pub retry_window: Duration,
-    pub wakeup: Wakeup,
+    pub delivery: Delivery,
     /// order-service, which resolves intents.
     pub orders: order_client::Client,
     /// How old an intent is once no create can still be finishing it.
@@ -105,17 +104,12 @@ impl Expiry {
                 _ = stopped.changed() => return,
             }
             loop {
-                match self
-                    .store
-                    .expire_stale(self.after, BATCH, self.retry_window)
-                    .await
-                {
+                match self.delivery.expire_stale(self.after, BATCH).await {
                     Ok(expired) if expired.is_empty() => break,
                     Ok(expired) => {
                         slog::info!(self.log, "pending payments expired; their orders will fail";
                             "count" => expired.len(),
                             "after_secs" => self.after.as_secs());
-                        self.wakeup.outcome_recorded();
                         if (expired.len() as i64) < BATCH {
                             break;
                         }

@@ -5,41 +5,37 @@
 //! - `entrypoints`: the Dropshot handlers of [`payment_api::PaymentApi`].
 //! - `payments`: the rules (one payment per order, one settlement per payment).
 //! - `order_gateway`: calls to order-service through the generated client.
-//! - `store`: the payments' SQL, and the settlement + outbox transaction.
-//! - `outbox`: claiming outcomes for delivery and recording attempts.
-//! - `dispatcher`: delivering outcomes, with wake-ups, retries and leases.
+//! - `store`: the payments' SQL.
+//! - `delivery`: the outcomes' delivery to order-service, at least once:
+//!   the outbox, the dispatcher, its retries and leases, the retention.
 //! - `expiry`: failing payments nobody settled in time, giving up intents
 //!   nobody finished.
-//! - `retention`: removing delivered outcomes past their retention.
 
 mod config;
-mod dispatcher;
+mod delivery;
 mod entrypoints;
 mod expiry;
 mod order_gateway;
-mod outbox;
 mod payments;
 #[cfg(test)]
 mod query_plans;
-mod retention;
 mod store;
 
 pub use config::{Command, DeliverySettings, OrderServiceSettings, Settings};
 
 use anyhow::{Context, anyhow};
-use dispatcher::{DeliveryMetrics, Dispatcher, DispatcherHandle, Wakeup};
-use dropshot::{HttpServer, ServerBuilder};
+use delivery::{Delivery, DispatcherHandle, Outbox};
+use dropshot::HttpServer;
 use expiry::Expiry;
-use outbox::{Claimant, Outbox};
 use service_support::auth::Authenticator;
 use service_support::database::{self, Database, DatabaseSettings};
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
+use service_support::lifecycle::Service;
 use service_support::metrics::Metrics;
+use service_support::operations::Operated;
 use service_support::shutdown::Draining;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use store::PaymentStore;
 use tokio_util::task::AbortOnDropHandle;
@@ -59,15 +55,35 @@ pub struct ServiceContext {
     /// Prunes expired keys while the server runs.
     _pruner: AbortOnDropHandle<()>,
     orders: order_client::Client,
-    retry_window: Duration,
+    delivery: Delivery,
     db: Database,
-    outbox: Outbox,
-    wakeup: Wakeup,
     metrics: Metrics,
-    delivery_metrics: DeliveryMetrics,
-    dispatcher_running: Arc<AtomicBool>,
     docs: Docs,
     draining: Draining,
+}
+
+impl Operated for ServiceContext {
+    fn database(&self) -> &Database {
+        &self.db
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn docs(&self) -> &Docs {
+        &self.docs
+    }
+    fn draining(&self) -> &Draining {
+        &self.draining
+    }
+    fn readiness(&self) -> Vec<(&'static str, Result<&'static str, String>)> {
+        vec![
+            ("dispatcher", self.delivery.readiness()),
+            ("authentication", self.auth.readiness()),
+        ]
+    }
+    async fn before_scrape(&self) {
+        self.delivery.refresh_gauges().await;
+    }
 }
 
 /// A running payment-service: the HTTP server and the outcome dispatcher.
@@ -76,23 +92,19 @@ pub struct PaymentService {
     dispatcher: DispatcherHandle,
 }
 
-impl PaymentService {
-    pub fn local_addr(&self) -> SocketAddr {
+impl Service for PaymentService {
+    fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
 
-    /// Starts stopping: readiness fails from now on; requests are still served.
-    pub fn begin_draining(&self) {
-        self.server.app_private().draining.begin();
+    fn begin_draining(&self) {
+        self.server.begin_draining();
     }
 
     /// Stops accepting requests, finishes those in flight and the
     /// deliveries under way, then returns.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.server
-            .close()
-            .await
-            .map_err(|e| anyhow!("HTTP server did not close cleanly: {e}"))?;
+    async fn shutdown(self) -> anyhow::Result<()> {
+        self.server.shutdown().await?;
         self.dispatcher.shutdown().await;
         Ok(())
     }
@@ -121,36 +133,19 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     migrate(&settings.database, &log).await?;
     let db = Database::new(&settings.database)?;
     let orders = order_gateway::order_client(&settings.order_service, secret)?;
-    let instance = format!(
-        "{}-{}",
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
     let metrics = Metrics::new();
-    let delivery_metrics = DeliveryMetrics::default();
-    delivery_metrics.register(&metrics);
-    let dispatcher_running = Arc::new(AtomicBool::new(false));
-    let mut dispatcher = Dispatcher {
-        // Claims and delivery records need not wait for the disk: a lost one
-        // is redone (see `Database::without_flush_wait`). Recording the
-        // outcome, in the settlement's own statement, stays durable.
-        outbox: Outbox::new(Database::without_flush_wait(&settings.database)?),
-        client: orders.clone(),
-        settings: settings.delivery.clone(),
-        claimant: Claimant {
-            instance: instance.clone(),
-            lease: Duration::from_millis(settings.delivery.lease_ms),
-        },
-        log: log.new(slog::o!("component" => "dispatcher", "instance" => instance)),
-        metrics: delivery_metrics.clone(),
-        running: dispatcher_running.clone(),
-    }
-    .spawn(settings.database.pg_config()?);
+    let (delivery, mut dispatcher) = Delivery::start(
+        &settings.delivery,
+        &settings.database,
+        &db,
+        orders.clone(),
+        &metrics,
+        &log,
+    )?;
     let expiry = Expiry {
         store: PaymentStore::new(db.clone()),
         after: Duration::from_secs(settings.expiry_secs),
-        retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
-        wakeup: dispatcher.wakeup(),
+        delivery: delivery.clone(),
         orders: orders.clone(),
         // Longer than a create runs: its two statements and two calls.
         intents_after: 2 * (settings.order_service.timeout() + settings.database.timeout()),
@@ -158,21 +153,8 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
     }
     .spawn(dispatcher.stopped());
     dispatcher.add_task(expiry);
-    let retention = retention::Retention {
-        outbox: Outbox::new(db.clone()),
-        keep: Duration::from_secs(settings.delivery.retention_secs),
-        log: log.new(slog::o!("component" => "retention")),
-    }
-    .spawn(dispatcher.stopped());
-    dispatcher.add_task(retention);
-
     let api = payment_api::payment_api_mod::api_description::<entrypoints::PaymentApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
-    let config = service_support::server::config(
-        settings.listen_addr,
-        settings.port,
-        settings.max_body_bytes,
-    );
     let keys = IdempotencyKeys::new(db.clone(), &settings.idempotency);
     let context = ServiceContext {
         store: PaymentStore::new(db.clone()),
@@ -182,25 +164,17 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         keys,
         auth,
         orders,
-        retry_window: Duration::from_secs(settings.delivery.retry_window_secs),
-        outbox: Outbox::new(db.clone()),
-        wakeup: dispatcher.wakeup(),
+        delivery,
         db,
         metrics,
-        delivery_metrics,
-        dispatcher_running,
         docs: Docs::for_service("payment-service", &["payments"])?,
         draining: Draining::default(),
     };
-    let server = match ServerBuilder::new(api, context, log).config(config).start() {
+    let server = match service_support::server::start(api, context, &settings.server, log) {
         Ok(server) => server,
         Err(error) => {
             dispatcher.shutdown().await;
-            return Err(anyhow!(
-                "cannot listen on {}:{}: {error}",
-                settings.listen_addr,
-                settings.port
-            ));
+            return Err(error);
         }
     };
     Ok(PaymentService { server, dispatcher })

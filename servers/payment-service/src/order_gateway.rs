@@ -140,8 +140,12 @@ fn answer(
     use order_client::Error;
     match result {
         Ok(response) => Ok(response.into_inner().data),
+        // A conflict with the order's state, or another total (400 since
+        // contract 2.0.0; 409 before).
         Err(Error::ErrorResponse(response))
-            if response.status() == reqwest::StatusCode::CONFLICT =>
+            if response.status() == reqwest::StatusCode::CONFLICT
+                || (response.status() == reqwest::StatusCode::BAD_REQUEST
+                    && response.data.error_code == "AMOUNT_MISMATCH") =>
         {
             let error = response.into_inner().data;
             Err(GatewayError::Refused {

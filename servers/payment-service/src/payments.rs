@@ -2,19 +2,17 @@
 //! and one settlement per payment, recorded together with its outcome for
 //! order-service.
 
+use crate::delivery::Delivery;
 use crate::order_gateway::{self, GatewayError};
-use crate::outbox::{Claimant, Claimed};
 use crate::store::{PaymentStore, Recorded};
-use api_common::{ApiError, ErrorCode, IdempotencyKey};
-use http::StatusCode;
 use order_client::types::{Order, OrderStatus};
 use payment_api::{Payment, PaymentRequest, PaymentStatus, Settlement};
 use service_support::database::DbError;
-use service_support::idempotency::{Claim, IdempotencyKeys};
 use std::num::NonZeroU64;
-use std::time::Duration;
 use uuid::Uuid;
 
+/// Why a payment operation was refused or failed. What each means on the
+/// wire is decided at the entrypoints.
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
     #[error("no payment has id {0}")]
@@ -70,72 +68,8 @@ pub enum PaymentError {
         payment_id: Uuid,
         reason: DbError,
     },
-    /// An answer whose envelope is already made: what an idempotency key answers.
-    #[error("{}", .0.data.message)]
-    Enveloped(ApiError),
     #[error(transparent)]
     Database(#[from] DbError),
-}
-
-impl service_support::operations::ServiceError for PaymentError {
-    /// The envelope for this error. Database failures are described
-    /// generically: their details are for the log, not the client.
-    fn to_api_error(&self) -> ApiError {
-        let (status, code) = match self {
-            PaymentError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::PaymentNotFound),
-            PaymentError::NotPending { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentNotPending),
-            PaymentError::OrderNotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
-            PaymentError::OrderNotPending { .. } => {
-                (StatusCode::CONFLICT, ErrorCode::OrderNotPending)
-            }
-            PaymentError::AmountMismatch { .. } => {
-                (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch)
-            }
-            PaymentError::TermsDiffer {
-                amount_differs: true,
-                ..
-            } => (StatusCode::BAD_REQUEST, ErrorCode::AmountMismatch),
-            PaymentError::TermsDiffer { .. } => (StatusCode::CONFLICT, ErrorCode::PaymentExists),
-            PaymentError::AnotherUnderWay(_) => {
-                (StatusCode::CONFLICT, ErrorCode::OrderPaymentInProgress)
-            }
-            PaymentError::OrderServiceNoAnswer { .. } | PaymentError::Unrecorded { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::OutcomeUnknown)
-            }
-            PaymentError::OrderServiceUnavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::OrderServiceUnavailable,
-            ),
-            PaymentError::OrderServiceBadResponse(_) => {
-                (StatusCode::BAD_GATEWAY, ErrorCode::OrderServiceBadResponse)
-            }
-            PaymentError::Enveloped(error) => return error.clone(),
-            PaymentError::Database(DbError::Unavailable(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::ServiceUnavailable,
-                    "the payment database is unavailable; retry in a few seconds",
-                );
-            }
-            PaymentError::Database(DbError::OutcomeUnknown(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::OutcomeUnknown,
-                    "the payment database did not confirm in time whether this change was made; \
-                     read the payment to see, or send the same request again (with the same \
-                     Idempotency-Key, if any), which answers what was done",
-                );
-            }
-            PaymentError::Database(_) => {
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::InternalError,
-                    "internal error; it has been logged",
-                );
-            }
-        };
-        ApiError::new(status, code, self.to_string())
-    }
 }
 
 impl From<GatewayError> for PaymentError {
@@ -154,31 +88,6 @@ impl From<GatewayError> for PaymentError {
             }
         }
     }
-}
-
-/// [`create`], once per idempotency key when one is given (see
-/// [`service_support::idempotency`]). The answer is recorded after the
-/// work rather than with it: an order has one payment, so an attempt that
-/// died before recording is redone by a retry that finds that payment.
-pub async fn create_once(
-    store: &PaymentStore,
-    orders: &order_client::Client,
-    keys: &IdempotencyKeys,
-    customer: Option<&str>,
-    key: Option<&IdempotencyKey>,
-    request: &PaymentRequest,
-    log: &slog::Logger,
-) -> Result<Payment, PaymentError> {
-    let Some(key) = key else {
-        return create(store, orders, customer, request).await;
-    };
-    let attempt = match keys.claim(customer, key, request).await? {
-        Claim::Answered(answer) => return answer.map_err(PaymentError::Enveloped),
-        Claim::Proceed(attempt) => attempt,
-    };
-    let result = create(store, orders, customer, request).await;
-    keys.finish(&attempt, &result, log).await;
-    result
 }
 
 /// Creates the order's payment, or returns the one it has when the request
@@ -419,21 +328,17 @@ pub async fn get(
         .ok_or(PaymentError::NotFound(id))
 }
 
-/// Settles a pending payment and records its outcome for order-service,
-/// claimed by `claimant` for delivery.
+/// Settles a pending payment; its outcome is recorded with it, for
+/// delivery to order-service.
 pub async fn settle(
     store: &PaymentStore,
+    delivery: &Delivery,
     id: Uuid,
     settlement: Settlement,
-    retry_window: Duration,
     request_id: &str,
-    claimant: &Claimant,
-) -> Result<(Payment, Claimed), PaymentError> {
-    if let Some(settled) = store
-        .settle_pending(id, settlement, retry_window, request_id, claimant)
-        .await?
-    {
-        return Ok(settled);
+) -> Result<Payment, PaymentError> {
+    if let Some(payment) = delivery.settle(id, settlement, request_id).await? {
+        return Ok(payment);
     }
     match store.get(id, None).await? {
         None => Err(PaymentError::NotFound(id)),

@@ -2,7 +2,8 @@
 //! background tasks and per scrape, planned against tables grown as months
 //! of traffic grow them: none reads a growing table from end to end.
 
-use crate::{outbox, store};
+use crate::delivery::outbox;
+use crate::store;
 use postgres_cluster::Cluster;
 
 /// Rows of settled, delivered history seeded before planning.
@@ -23,12 +24,12 @@ const STATEMENTS: &[(&str, &str, &str)] = &[
     ("confirm_intent", store::CONFIRM, "(gen_random_uuid())"),
     (
         "settle",
-        store::SETTLE_PENDING,
-        "(gen_random_uuid(), 'success', 'msg_1', 1000.0, 'req', 'instance', 3000.0)",
+        outbox::SETTLE_PENDING,
+        "(gen_random_uuid(), 'success', 1000.0, 'req', 'instance', 3000.0)",
     ),
     (
         "expiry: stale payments",
-        store::EXPIRE_STALE,
+        outbox::EXPIRE_STALE,
         "(86400.0, 100, 1000.0)",
     ),
     ("expiry: stale intents", store::STALE_INTENTS, "(10.0, 100)"),

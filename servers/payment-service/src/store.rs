@@ -1,10 +1,10 @@
-//! The payments and their outbox. A payment's change of status and the
-//! record of its outcome for order-service are written in one transaction,
-//! so the outcome cannot be lost between the two.
+//! The payments' statements. A settlement, which changes a payment and
+//! records its outcome for order-service in one statement, is the delivery
+//! module's (`crate::delivery`).
 
-use crate::outbox::{Claimant, Claimed};
+use crate::delivery::DeliveryState;
 use chrono::{DateTime, Utc};
-use payment_api::{OrderNotification, Payment, PaymentRequest, PaymentStatus, Settlement};
+use payment_api::{OrderNotification, Payment, PaymentRequest, PaymentStatus};
 use service_support::database::{Database, DbError};
 use std::time::Duration;
 use tokio_postgres::Row;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// outcome's record, if any; once a delivered record is removed, the
 /// payment's `notified_at` says when it was delivered), for `concat!` in the statements below: each
 /// statement is one constant string, prepared once per connection.
-macro_rules! columns {
+macro_rules! payment_columns {
     () => {
         "p.id, p.order_id, p.amount, p.provider, p.status, p.paid_at, p.created_at, \
          p.updated_at, coalesce(n.state, CASE WHEN p.notified_at IS NOT NULL THEN 'delivered' END) \
@@ -22,9 +22,11 @@ macro_rules! columns {
     };
 }
 
+pub(crate) use payment_columns;
+
 pub(crate) const GET: &str = concat!(
     "SELECT ",
-    columns!(),
+    payment_columns!(),
     " FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
      WHERE p.id = $1 AND p.attached AND ($2::text IS NULL OR p.owner = $2)"
 );
@@ -32,7 +34,7 @@ pub(crate) const GET: &str = concat!(
 /// The order's payment, or the intent noted for it.
 pub(crate) const GET_BY_ORDER: &str = concat!(
     "SELECT ",
-    columns!(),
+    payment_columns!(),
     ", p.attached, p.owner FROM payments p LEFT JOIN order_notifications n ON n.payment_id = p.id \
      WHERE p.order_id = $1"
 );
@@ -41,7 +43,7 @@ const INSERT_INTENT: &str = concat!(
     "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached, owner) \
      VALUES ($1, $2, $3, $4, false, $5) ON CONFLICT DO NOTHING RETURNING *) \
      SELECT ",
-    columns!(),
+    payment_columns!(),
     ", p.attached, p.owner FROM p LEFT JOIN order_notifications n ON false"
 );
 
@@ -49,7 +51,7 @@ const INSERT_INTENT: &str = concat!(
 pub(crate) const CONFIRM: &str = concat!(
     "WITH p AS (UPDATE payments SET attached = true WHERE id = $1 RETURNING *) \
      SELECT ",
-    columns!(),
+    payment_columns!(),
     " FROM p LEFT JOIN order_notifications n ON false"
 );
 
@@ -60,7 +62,7 @@ const INSERT_ATTACHED: &str = concat!(
     "WITH p AS (INSERT INTO payments (id, order_id, amount, provider, attached, owner) \
      VALUES ($1, $2, $3, $4, true, $5) ON CONFLICT DO NOTHING RETURNING *) \
      SELECT ",
-    columns!(),
+    payment_columns!(),
     " FROM p LEFT JOIN order_notifications n ON false"
 );
 
@@ -69,48 +71,11 @@ const FORGET_INTENT: &str = "DELETE FROM payments WHERE id = $1 AND NOT attached
 /// Up to $2 intents noted more than $1 seconds ago, oldest first.
 pub(crate) const STALE_INTENTS: &str = concat!(
     "SELECT ",
-    columns!(),
+    payment_columns!(),
     " FROM payments p LEFT JOIN order_notifications n ON false \
      WHERE NOT p.attached AND p.created_at < clock_timestamp() - $1 * interval '1 second' \
      ORDER BY p.created_at LIMIT $2"
 );
-
-/// The settlement and its outcome's record in one statement: one round trip
-/// and one implicit transaction, so the outcome is recorded exactly when
-/// the payment changes. The record is claimed by the settling instance from
-/// the start, next due when the claim's lease ends, so its dispatcher
-/// delivers it without a claim of its own (see `Wakeup::deliver`).
-pub(crate) const SETTLE_PENDING: &str = concat!(
-    "WITH p AS (UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
-         paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
-         WHERE id = $1 AND status = 'pending' AND attached RETURNING *), \
-     n AS (INSERT INTO order_notifications \
-         (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id, \
-          attempts, locked_by, locked_until, next_attempt_at) \
-         SELECT id, $3, order_id, status, amount, \
-             clock_timestamp() + $4 * interval '1 millisecond', $5, \
-             1, $6, clock_timestamp() + $7 * interval '1 millisecond', \
-             clock_timestamp() + $7 * interval '1 millisecond' FROM p \
-         RETURNING payment_id, state, delivered_at, give_up_at) \
-     SELECT ",
-    columns!(),
-    ", n.give_up_at FROM p JOIN n ON n.payment_id = p.id"
-);
-
-/// Fails up to $2 payments pending for longer than $1 seconds, recording
-/// each outcome for order-service as a settlement does, in one statement.
-pub(crate) const EXPIRE_STALE: &str = "WITH p AS (UPDATE payments SET status = 'failed', \
-         updated_at = clock_timestamp() \
-         WHERE id = ANY(ARRAY(SELECT id FROM payments WHERE status = 'pending' AND attached \
-             AND created_at < now() - $1 * interval '1 second' \
-             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
-         AND status = 'pending' RETURNING *), \
-     n AS (INSERT INTO order_notifications \
-         (payment_id, webhook_id, order_id, outcome, amount, give_up_at) \
-         SELECT id, 'msg_' || replace(id::text, '-', ''), order_id, status, amount, \
-             clock_timestamp() + $3 * interval '1 millisecond' FROM p \
-         RETURNING payment_id) \
-     SELECT payment_id FROM n";
 
 #[derive(Clone)]
 pub struct PaymentStore {
@@ -220,71 +185,6 @@ impl PaymentStore {
             )
             .await
     }
-
-    /// Settles a pending payment and records its outcome for order-service,
-    /// atomically, claimed by `claimant`. `None` if no pending payment has
-    /// this id.
-    pub async fn settle_pending(
-        &self,
-        id: Uuid,
-        settlement: Settlement,
-        retry_window: Duration,
-        request_id: &str,
-        claimant: &Claimant,
-    ) -> Result<Option<(Payment, Claimed)>, DbError> {
-        let status = match settlement {
-            Settlement::Success => "success",
-            Settlement::Failed => "failed",
-        };
-        let window_ms = retry_window.as_millis() as f64;
-        let lease_ms = claimant.lease.as_millis() as f64;
-        let webhook_id = format!("msg_{}", id.simple());
-        self.db
-            .query_opt(
-                SETTLE_PENDING,
-                &[
-                    &id,
-                    &status,
-                    &webhook_id,
-                    &window_ms,
-                    &request_id,
-                    &claimant.instance,
-                    &lease_ms,
-                ],
-                |row| {
-                    let payment = payment_from_row(row)?;
-                    let claimed = Claimed {
-                        payment_id: payment.id,
-                        webhook_id: webhook_id.clone(),
-                        order_id: payment.order_id,
-                        success: payment.status == PaymentStatus::Success,
-                        amount: payment.amount,
-                        attempts: 1,
-                        give_up_at: row.try_get("give_up_at")?,
-                        request_id: Some(request_id.to_string()),
-                    };
-                    Ok((payment, claimed))
-                },
-            )
-            .await
-    }
-
-    /// Fails up to `limit` payments pending for longer than `after` and
-    /// records their outcomes; returns their ids.
-    pub async fn expire_stale(
-        &self,
-        after: Duration,
-        limit: i64,
-        retry_window: Duration,
-    ) -> Result<Vec<Uuid>, DbError> {
-        let after_secs = after.as_secs_f64();
-        let window_ms = retry_window.as_millis() as f64;
-        self.db
-            .query(EXPIRE_STALE, &[&after_secs, &limit, &window_ms], |row| {
-                Ok(row.try_get(0)?)
-            })
-            .await
-    }
 }
 
 /// A payment as payment-service holds it: attached to its order, or an
@@ -305,7 +205,7 @@ fn recorded_from_row(row: &Row) -> Result<Recorded, DbError> {
     })
 }
 
-fn payment_from_row(row: &Row) -> Result<Payment, DbError> {
+pub(crate) fn payment_from_row(row: &Row) -> Result<Payment, DbError> {
     let status = match row.try_get::<_, &str>("status")? {
         "pending" => PaymentStatus::Pending,
         "success" => PaymentStatus::Success,
@@ -316,17 +216,16 @@ fn payment_from_row(row: &Row) -> Result<Payment, DbError> {
             )));
         }
     };
-    let notification = match row.try_get::<_, Option<&str>>("notification")? {
+    let notification = match row
+        .try_get::<_, Option<&str>>("notification")?
+        .map(DeliveryState::from_column)
+        .transpose()?
+    {
         None => OrderNotification::None,
-        Some("pending") => OrderNotification::Pending,
-        Some("delivered") => OrderNotification::Delivered,
-        Some("rejected") => OrderNotification::Rejected,
-        Some("dead_letter") => OrderNotification::DeadLetter,
-        Some(other) => {
-            return Err(DbError::UnexpectedValue(format!(
-                "notification state {other:?}"
-            )));
-        }
+        Some(DeliveryState::Pending) => OrderNotification::Pending,
+        Some(DeliveryState::Delivered) => OrderNotification::Delivered,
+        Some(DeliveryState::Rejected) => OrderNotification::Rejected,
+        Some(DeliveryState::DeadLetter) => OrderNotification::DeadLetter,
     };
     Ok(Payment {
         id: row.try_get("id")?,

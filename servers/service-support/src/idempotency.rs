@@ -13,7 +13,7 @@
 //! slow first attempt and its successor cannot both take effect.
 
 use crate::database::{Database, DbError};
-use crate::operations::ServiceError;
+use crate::operations::{Failure, ServiceError};
 use api_common::{ApiError, ErrorCode, IdempotencyKey};
 use deadpool_postgres::GenericClient;
 use http::StatusCode;
@@ -84,6 +84,17 @@ pub enum Claim<T> {
     Answered(Result<T, ApiError>),
 }
 
+/// What work done under an idempotency key came to.
+pub enum Done<T> {
+    /// An answer for the key's retries, to be recorded now.
+    Answered(T),
+    /// An answer recorded together with the work (see [`record_success`]).
+    Recorded(T),
+    /// A retry took the key over while this attempt ran (its lease ran
+    /// out), and the work was rolled back.
+    Superseded,
+}
+
 /// The attempt that holds a key.
 pub struct Attempt {
     key: String,
@@ -104,7 +115,7 @@ impl IdempotencyKeys {
     /// processed. Keys are per caller: another caller's same key is another
     /// key, so nobody can replay or block someone else's request by
     /// guessing it. `caller` is `None` with authentication disabled.
-    pub async fn claim<T: DeserializeOwned>(
+    async fn claim<T: DeserializeOwned>(
         &self,
         caller: Option<&str>,
         key: &IdempotencyKey,
@@ -146,16 +157,53 @@ impl IdempotencyKeys {
             Some((true, Some(status), Some(body))) => replay(status, body)?,
             // Unanswered, or pruned between the two statements: either way
             // another attempt was there a moment ago.
-            _ => Err(in_use(key)),
+            _ => Err(in_use(Some(key))),
         };
         Ok(Claim::Answered(answer))
+    }
+
+    /// Runs `work` once per `caller`'s `key` (every time without a key):
+    /// the first time, and again only after a failure worth retrying;
+    /// otherwise the answer is the one recorded. This is applied at a
+    /// service's entrypoints; `work` sees the attempt only to record its
+    /// answer in its own transaction.
+    pub async fn once<T, E>(
+        &self,
+        caller: Option<&str>,
+        key: Option<&IdempotencyKey>,
+        request: &impl Serialize,
+        log: &slog::Logger,
+        work: impl AsyncFnOnce(Option<&Attempt>) -> Result<Done<T>, E>,
+    ) -> Result<T, Failure<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        E: ServiceError + From<DbError>,
+    {
+        let Some(key) = key else {
+            return match work(None).await? {
+                Done::Answered(value) | Done::Recorded(value) => Ok(value),
+                Done::Superseded => Err(Failure::Answer(in_use(None))),
+            };
+        };
+        let attempt = match self.claim(caller, key, request).await.map_err(E::from)? {
+            Claim::Answered(answer) => return answer.map_err(Failure::Answer),
+            Claim::Proceed(attempt) => attempt,
+        };
+        let result = match work(Some(&attempt)).await {
+            Ok(Done::Recorded(value)) => return Ok(value),
+            Ok(Done::Answered(value)) => Ok(value),
+            Ok(Done::Superseded) => Err(Failure::Answer(in_use(Some(key)))),
+            Err(error) => Err(Failure::Rules(error)),
+        };
+        self.finish(&attempt, &result, log).await;
+        result
     }
 
     /// Ends `attempt` with `result`: a success or a refusal (4xx) is kept
     /// for retries, unless the work recorded it already; a failure worth
     /// retrying (5xx) releases the key. A failure to record is logged: the
     /// claim then lapses after its lease and a retry runs anew.
-    pub async fn finish<T: Serialize, E: ServiceError>(
+    async fn finish<T: Serialize, E: ServiceError>(
         &self,
         attempt: &Attempt,
         result: &Result<T, E>,
@@ -278,12 +326,13 @@ fn replay<T: DeserializeOwned>(
 }
 
 /// The answer while another attempt holds `key`.
-pub fn in_use(key: &IdempotencyKey) -> ApiError {
+fn in_use(key: Option<&IdempotencyKey>) -> ApiError {
+    let key = key.map_or(String::new(), |key| format!(" {key}"));
     ApiError::new(
         StatusCode::CONFLICT,
         ErrorCode::IdempotencyKeyInUse,
         format!(
-            "a request with Idempotency-Key {key} is still being processed; retry in a moment \
+            "a request with Idempotency-Key{key} is still being processed; retry in a moment \
              to get its answer"
         ),
     )

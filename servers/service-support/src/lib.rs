@@ -7,6 +7,7 @@ pub mod callback_secret;
 pub mod database;
 pub mod docs;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod operations;

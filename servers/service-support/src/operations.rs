@@ -1,14 +1,165 @@
-//! The unpublished endpoints every service has: liveness, readiness and
-//! metrics, for orchestrators and Prometheus.
+//! The unpublished endpoints every service has, defined once here:
+//! liveness, readiness and metrics for orchestrators and Prometheus, and
+//! the service's part of the contract with its documentation pages. And
+//! what every handler goes through: [`observed`].
 
 use crate::database::Database;
+use crate::docs::Docs;
 use crate::metrics::{self, Metrics};
-use api_common::{Answer, ApiError, Envelope, ErrorCode, Health};
-use http::StatusCode;
+use crate::shutdown::Draining;
+use api_common::{Answer, ApiError, DocsPath, Envelope, ErrorCode, Health};
+use dropshot::{
+    ApiDescription, ApiDescriptionRegisterError, ApiEndpoint, ApiEndpointVersions,
+    CONTENT_TYPE_JSON, HttpResponseOk, Path, RequestContext,
+};
+use http::{Method, StatusCode};
+
+/// What a service's context gives its operational endpoints.
+pub trait Operated: Send + Sync + 'static {
+    fn database(&self) -> &Database;
+    fn metrics(&self) -> &Metrics;
+    fn docs(&self) -> &Docs;
+    fn draining(&self) -> &Draining;
+    /// The service's own readiness checks, after the shutdown and the
+    /// database: each check's name and what to show (`ok`, or a note).
+    fn readiness(&self) -> Vec<(&'static str, Result<&'static str, String>)>;
+    /// Brings the service's own gauges up to date before a scrape.
+    fn before_scrape(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+type Reply<T> = Result<HttpResponseOk<T>, ApiError>;
+type Document = Result<http::Response<dropshot::Body>, ApiError>;
+
+/// Adds the operational endpoints, unpublished, to a service's API.
+pub fn register<C: Operated>(
+    api: &mut ApiDescription<C>,
+) -> Result<(), ApiDescriptionRegisterError> {
+    let endpoint = |name: &str, path: &'static str| (name.to_string(), path);
+    let unpublished = |endpoint: ApiEndpoint<C>| endpoint.visible(false);
+    let get = Method::GET;
+    let all = || ApiEndpointVersions::All;
+    let (name, path) = endpoint("healthz", "/healthz");
+    api.register(unpublished(ApiEndpoint::new(
+        name,
+        healthz::<C>,
+        get.clone(),
+        CONTENT_TYPE_JSON,
+        path,
+        all(),
+    )))?;
+    let (name, path) = endpoint("readyz", "/readyz");
+    api.register(unpublished(ApiEndpoint::new(
+        name,
+        readyz::<C>,
+        get.clone(),
+        CONTENT_TYPE_JSON,
+        path,
+        all(),
+    )))?;
+    let (name, path) = endpoint("metrics", "/metrics");
+    api.register(unpublished(ApiEndpoint::new(
+        name,
+        scrape::<C>,
+        get.clone(),
+        CONTENT_TYPE_JSON,
+        path,
+        all(),
+    )))?;
+    let (name, path) = endpoint("contract_document", "/openapi.json");
+    api.register(unpublished(ApiEndpoint::new(
+        name,
+        contract_document::<C>,
+        get.clone(),
+        CONTENT_TYPE_JSON,
+        path,
+        all(),
+    )))?;
+    let (name, path) = endpoint("docs_page", "/docs/{path:.*}");
+    api.register(unpublished(ApiEndpoint::new(
+        name,
+        docs_page::<C>,
+        get,
+        CONTENT_TYPE_JSON,
+        path,
+        all(),
+    )))?;
+    Ok(())
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn healthz<C: Operated>(_rqctx: RequestContext<C>) -> Reply<Envelope<Health>> {
+    Ok(HttpResponseOk(alive()))
+}
+
+/// Readiness: not shutting down, the database answers, and the service's
+/// own checks pass; 503 `SERVICE_UNAVAILABLE` naming what is not ready.
+async fn readyz<C: Operated>(rqctx: RequestContext<C>) -> Reply<Envelope<Health>> {
+    let context = rqctx.context();
+    let mut checks = vec![
+        ("shutdown", context.draining().check()),
+        ("database", database_check(context.database()).await),
+    ];
+    checks.extend(context.readiness());
+    ready(checks).map(HttpResponseOk)
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+async fn scrape<C: Operated>(rqctx: RequestContext<C>) -> Document {
+    let context = rqctx.context();
+    context.before_scrape().await;
+    metrics_response(context.metrics(), context.database())
+}
+
+/// This service's part of the contract, as JSON.
+async fn contract_document<C: Operated>(rqctx: RequestContext<C>) -> Document {
+    rqctx.context().docs().openapi_json()
+}
+
+/// Interactive documentation (Swagger UI) of this service's part of the
+/// contract, served with all its assets.
+async fn docs_page<C: Operated>(rqctx: RequestContext<C>, path: Path<DocsPath>) -> Document {
+    rqctx.context().docs().page(&path.into_inner().path)
+}
 
 /// A service's error type: how it reads to a person, and its envelope.
+/// Implemented at a service's entrypoints: its rules know nothing of HTTP.
 pub trait ServiceError: std::fmt::Display {
     fn to_api_error(&self) -> ApiError;
+}
+
+/// Why a handler did not answer 200: its rules refused or failed, or the
+/// edge answered before them (a refused credential, an unreadable body,
+/// the stored answer to an Idempotency-Key).
+#[derive(Debug)]
+pub enum Failure<E> {
+    Rules(E),
+    Answer(ApiError),
+}
+
+impl<E> From<E> for Failure<E> {
+    fn from(error: E) -> Self {
+        Failure::Rules(error)
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Rules(error) => error.fmt(f),
+            Failure::Answer(answer) => f.write_str(&answer.data.message),
+        }
+    }
+}
+
+impl<E: ServiceError> ServiceError for Failure<E> {
+    fn to_api_error(&self) -> ApiError {
+        match self {
+            Failure::Rules(error) => error.to_api_error(),
+            Failure::Answer(answer) => answer.clone(),
+        }
+    }
 }
 
 /// Runs a handler's work; logs a failure (server-side ones with their
@@ -52,7 +203,7 @@ pub async fn answered<T, E: ServiceError>(
 }
 
 /// Liveness: answering at all is the check.
-pub fn alive() -> Envelope<Health> {
+fn alive() -> Envelope<Health> {
     let mut health = Health::default();
     health
         .checks
@@ -62,7 +213,7 @@ pub fn alive() -> Envelope<Health> {
 
 /// Readiness from named checks, each passed with what to show (`ok`, or a
 /// note): 200 if all passed, else 503 naming the failures.
-pub fn ready(checks: Vec<(&str, Result<&str, String>)>) -> Result<Envelope<Health>, ApiError> {
+fn ready(checks: Vec<(&str, Result<&str, String>)>) -> Result<Envelope<Health>, ApiError> {
     let failures: Vec<String> = checks
         .iter()
         .filter_map(|(name, result)| result.as_ref().err().map(|e| format!("{name}: {e}")))
@@ -84,12 +235,12 @@ pub fn ready(checks: Vec<(&str, Result<&str, String>)>) -> Result<Envelope<Healt
 }
 
 /// The database check for [`ready`].
-pub async fn database_check(db: &Database) -> Result<&'static str, String> {
+async fn database_check(db: &Database) -> Result<&'static str, String> {
     db.ping().await.map(|()| "ok").map_err(|e| e.to_string())
 }
 
 /// The `/metrics` response, with the pool's state as of now.
-pub fn metrics_response(
+fn metrics_response(
     metrics: &Metrics,
     db: &Database,
 ) -> Result<http::Response<dropshot::Body>, ApiError> {

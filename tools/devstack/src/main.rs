@@ -12,6 +12,7 @@ use clap::Parser;
 use local_issuer::KeptIssuer;
 use postgres_cluster::{Cluster, database_settings};
 use service_support::auth::AuthSettings;
+use service_support::lifecycle::Service;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -187,7 +188,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         Some(issuer)
     };
     orders.database = order_db;
-    orders.port = options.order_port;
+    orders.server.port = options.order_port;
     let order_service = order_service::start(&orders, order_log)
         .await
         .context("order-service did not start (is the port in use? --order-port picks another)")?;
@@ -195,14 +196,14 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     let mut payments = payment_service::Settings::from_environment()?;
     payments.database = payment_db;
-    payments.port = options.payment_port;
+    payments.server.port = options.payment_port;
     payments.order_service.url = order_url.clone();
     payments.order_service.callback_secret = Some(secret.clone());
     payments.auth = orders.auth.clone();
     let payment_service = match payment_service::start(&payments, payment_log).await {
         Ok(service) => service,
         Err(error) => {
-            let _ = order_service.close().await;
+            let _ = order_service.shutdown().await;
             return Err(error.context(
                 "payment-service did not start (is the port in use? --payment-port picks another)",
             ));
@@ -244,10 +245,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let signal = service_support::shutdown::signal_received().await?;
     println!("{signal}: stopping");
     payment_service.shutdown().await?;
-    order_service
-        .close()
-        .await
-        .map_err(|e| anyhow::anyhow!("order-service did not stop cleanly: {e}"))?;
+    order_service.shutdown().await?;
     if let Some(cluster) = cluster {
         cluster.stop()?;
     }

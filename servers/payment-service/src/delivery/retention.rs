@@ -5,7 +5,7 @@
 //! outcome was delivered. Idempotency keys are pruned by their own task
 //! (`service_support::idempotency`).
 
-use crate::outbox::Outbox;
+use super::Outbox;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

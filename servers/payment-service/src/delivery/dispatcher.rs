@@ -1,38 +1,11 @@
-//! Delivers recorded outcomes to order-service, at least once.
-//!
-//! A settlement records its outcome already claimed by the settling
-//! instance and hands it to that instance's dispatcher, which delivers it
-//! at once: no claim statement, no wake-up of other instances, none of
-//! which could take it before the claim's lease ends (measured: claims,
-//! which step over the index entries that delivered records leave behind,
-//! took two thirds of PostgreSQL's time in the whole flow). If the instance
-//! dies first, the lease ends and any instance claims the record.
-//!
-//! Other outcomes (those of expired payments, failed attempts due again,
-//! leases that ran out) are claimed. The dispatcher claims as soon as such
-//! an outcome is committed: the instance that recorded it wakes its own
-//! dispatcher directly, and every instance hears of it through PostgreSQL
-//! LISTEN/NOTIFY. It also polls, because a notification is only a hint: it
-//! is lost while the listening connection is down.
-//!
-//! The NOTIFY is sent after the commit that recorded the outcome, not
-//! inside it: PostgreSQL serialises the commits of notifying transactions
-//! under one lock held across the commit's flush to disk, so notifying
-//! inside would allow one commit per disk flush (measured: pgbench settled
-//! 461/s with the NOTIFY inside, against thousands without). Sent on its
-//! own, a NOTIFY writes nothing to disk; a burst of outcomes shares one.
-//!
-//! Failed deliveries are retried with full-jitter exponential backoff, or
-//! after the `Retry-After` order-service asked for if that is longer (at
-//! most an hour), until the retry window ends. Only order-service's own
-//! refusal of the outcome is final: its envelope with one of the codes it
-//! refuses outcomes with. Any other answer (a proxy's 404 page, another
-//! service behind a wrong `ORDER_SERVICE_URL`) is retried, counted and
-//! logged with its likely cause. Every attempt ends recorded, even one
-//! whose task panicked.
+//! The delivery loop: starts the outcomes handed over by settlements,
+//! claims the others, sends each once and records what came of it; and
+//! the listener and announcer of wake-ups (see the module above for the
+//! protocol).
 
+use super::DeliveryState;
+use super::outbox::{Attempt, Claimant, Claimed, Outbox, WAKE_CHANNEL};
 use crate::config::DeliverySettings;
-use crate::outbox::{Attempt, Claimant, Claimed, Outbox, WAKE_CHANNEL};
 use order_client::types::{PaymentCallback, PaymentOutcome};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -64,7 +37,7 @@ const REFUSALS: [&str; 4] = [
     "AMOUNT_MISMATCH",
 ];
 
-pub struct Dispatcher {
+pub(super) struct Dispatcher {
     pub outbox: Outbox,
     pub client: order_client::Client,
     pub settings: DeliverySettings,
@@ -78,7 +51,7 @@ pub struct Dispatcher {
 
 /// What delivery did, for Prometheus.
 #[derive(Clone, Default)]
-pub struct DeliveryMetrics {
+pub(super) struct DeliveryMetrics {
     attempts: Counter,
     delivered: Counter,
     failed: Counter,
@@ -93,7 +66,7 @@ pub struct DeliveryMetrics {
 }
 
 impl DeliveryMetrics {
-    pub fn register(&self, metrics: &Metrics) {
+    pub(super) fn register(&self, metrics: &Metrics) {
         metrics.register(
             "callback_delivery_attempts",
             "Attempts to deliver an outcome to order-service",
@@ -151,7 +124,7 @@ pub struct DispatcherHandle {
 
 /// Tells dispatchers that an outcome has been committed.
 #[derive(Clone)]
-pub struct Wakeup {
+pub(super) struct Wakeup {
     /// This instance's dispatcher.
     local: Arc<Notify>,
     /// The announcer, which NOTIFYs every instance's.
@@ -164,13 +137,13 @@ pub struct Wakeup {
 
 impl Wakeup {
     /// Call after the commit that recorded an outcome nobody has claimed.
-    pub fn outcome_recorded(&self) {
+    pub(super) fn outcome_recorded(&self) {
         self.local.notify_one();
         self.everyone.notify_one();
     }
 
     /// The claim to record an outcome with, for [`Wakeup::deliver`].
-    pub fn claimant(&self) -> &Claimant {
+    pub(super) fn claimant(&self) -> &Claimant {
         &self.claimant
     }
 
@@ -179,7 +152,7 @@ impl Wakeup {
     /// the dispatcher have stopped, or have [`HAND_OVER`] outcomes waiting
     /// already, the lease ends and it is claimed anew: never lost, only
     /// later, and the settlement does not wait.
-    pub fn deliver(&self, claimed: Claimed) {
+    pub(super) fn deliver(&self, claimed: Claimed) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.handed.try_send(claimed) {
             self.metrics.handover_full.inc();
         }
@@ -187,7 +160,7 @@ impl Wakeup {
 }
 
 impl DispatcherHandle {
-    pub fn wakeup(&self) -> Wakeup {
+    pub(super) fn wakeup(&self) -> Wakeup {
         self.wakeup.clone()
     }
 
@@ -211,7 +184,7 @@ impl DispatcherHandle {
 }
 
 impl Dispatcher {
-    pub fn spawn(self, listen_config: tokio_postgres::Config) -> DispatcherHandle {
+    pub(super) fn spawn(self, listen_config: tokio_postgres::Config) -> DispatcherHandle {
         let (stop, stopped) = watch::channel(false);
         let (handed, handed_over) = mpsc::channel(HAND_OVER);
         let wakeup = Wakeup {
@@ -394,7 +367,7 @@ impl Dispatcher {
                     self.metrics.rejected.inc();
                     slog::error!(log, "order-service refused the outcome; not retrying"; "reason" => reason)
                 }
-                (Attempt::Failed { error, .. }, "dead_letter") => {
+                (Attempt::Failed { error, .. }, DeliveryState::DeadLetter) => {
                     self.metrics.dead_letters.inc();
                     slog::error!(log, "retry window over; outcome kept as a dead letter"; "error" => error)
                 }

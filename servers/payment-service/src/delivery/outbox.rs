@@ -1,16 +1,86 @@
-//! The outbox of outcomes for order-service: claiming due records under a
-//! lease, and recording what each delivery attempt came to.
+//! The outbox of outcomes for order-service, `order_notifications`: every
+//! statement on it. An outcome is recorded in the same statement as the
+//! payment's change (a settlement, an expiry), so it cannot be lost
+//! between the two; due records are claimed under a lease, and what each
+//! delivery attempt came to is recorded.
 
+use super::DeliveryState;
+use crate::store::{payment_columns, payment_from_row};
 use chrono::{DateTime, Utc};
+use payment_api::{Payment, Settlement};
 use service_support::database::{Database, DbError};
 use std::time::Duration;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// The channel that wakes dispatchers when an outcome is recorded.
 pub const WAKE_CHANNEL: &str = "order_notifications";
 
+/// The `webhook-id` of payment `id`'s outcome: the same for every attempt
+/// of a delivery, so order-service can tell one outcome's attempts apart
+/// from another's.
+macro_rules! webhook_id {
+    () => {
+        "'msg_' || replace(id::text, '-', '')"
+    };
+}
+
+/// What a claimed record is read from, by [`claimed_from_row`].
+macro_rules! claimed_columns {
+    () => {
+        "payment_id, webhook_id, order_id, outcome, amount, attempts, give_up_at, request_id"
+    };
+}
+
+/// The settlement and its outcome's record in one statement: one round trip
+/// and one implicit transaction, so the outcome is recorded exactly when
+/// the payment changes. The record is claimed by the settling instance from
+/// the start, next due when the claim's lease ends, so its dispatcher
+/// delivers it without a claim of its own (see `Wakeup::deliver`).
+pub(crate) const SETTLE_PENDING: &str = concat!(
+    "WITH p AS (UPDATE payments SET status = $2, updated_at = clock_timestamp(), \
+         paid_at = CASE WHEN $2 = 'success' THEN clock_timestamp() END \
+         WHERE id = $1 AND status = 'pending' AND attached RETURNING *), \
+     n AS (INSERT INTO order_notifications \
+         (payment_id, webhook_id, order_id, outcome, amount, give_up_at, request_id, \
+          attempts, locked_by, locked_until, next_attempt_at) \
+         SELECT id, ",
+    webhook_id!(),
+    ", order_id, status, amount, \
+             clock_timestamp() + $3 * interval '1 millisecond', $4, \
+             1, $5, clock_timestamp() + $6 * interval '1 millisecond', \
+             clock_timestamp() + $6 * interval '1 millisecond' FROM p \
+         RETURNING ",
+    claimed_columns!(),
+    ", state, delivered_at) \
+     SELECT ",
+    payment_columns!(),
+    ", n.payment_id, n.webhook_id, n.outcome, n.attempts, n.give_up_at, n.request_id \
+     FROM p JOIN n ON n.payment_id = p.id"
+);
+
+/// Fails up to $2 payments pending for longer than $1 seconds, recording
+/// each outcome for order-service as a settlement does, in one statement.
+pub(crate) const EXPIRE_STALE: &str = concat!(
+    "WITH p AS (UPDATE payments SET status = 'failed', \
+         updated_at = clock_timestamp() \
+         WHERE id = ANY(ARRAY(SELECT id FROM payments WHERE status = 'pending' AND attached \
+             AND created_at < now() - $1 * interval '1 second' \
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+         AND status = 'pending' RETURNING *), \
+     n AS (INSERT INTO order_notifications \
+         (payment_id, webhook_id, order_id, outcome, amount, give_up_at) \
+         SELECT id, ",
+    webhook_id!(),
+    ", order_id, status, amount, \
+             clock_timestamp() + $3 * interval '1 millisecond' FROM p \
+         RETURNING payment_id) \
+     SELECT payment_id FROM n"
+);
+
 /// Claims up to $3 due outcomes for instance $1 for $2 ms (see [`Outbox::claim`]).
-pub(crate) const CLAIM: &str = "UPDATE order_notifications SET locked_by = $1, \
+pub(crate) const CLAIM: &str = concat!(
+    "UPDATE order_notifications SET locked_by = $1, \
      locked_until = now() + $2 * interval '1 millisecond', \
      next_attempt_at = now() + $2 * interval '1 millisecond', \
      attempts = attempts + 1 \
@@ -18,8 +88,9 @@ pub(crate) const CLAIM: &str = "UPDATE order_notifications SET locked_by = $1, \
          WHERE state = 'pending' AND next_attempt_at <= now() \
          AND (locked_until IS NULL OR locked_until < now()) \
          ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)) \
-     RETURNING payment_id, webhook_id, order_id, outcome, amount, attempts, \
-         give_up_at, request_id";
+     RETURNING ",
+    claimed_columns!()
+);
 
 /// Removes up to $2 outcomes delivered more than $1 seconds ago, keeping
 /// on each payment when it was delivered (see [`Outbox::prune_delivered`]).
@@ -41,7 +112,7 @@ pub(crate) const DISAGREEMENT_COUNT: &str =
 
 /// An outcome claimed for delivery by this instance.
 #[derive(Debug, Clone)]
-pub struct Claimed {
+pub(super) struct Claimed {
     pub payment_id: Uuid,
     pub webhook_id: String,
     pub order_id: Uuid,
@@ -56,7 +127,7 @@ pub struct Claimed {
 
 /// Who claims records, and for how long: one instance's dispatcher.
 #[derive(Debug, Clone)]
-pub struct Claimant {
+pub(super) struct Claimant {
     pub instance: String,
     pub lease: Duration,
 }
@@ -68,7 +139,7 @@ pub struct Disagreement {
     pub payment_id: Uuid,
     pub order_id: Uuid,
     pub outcome: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i32,
     /// The last attempt's error, or order-service's refusal.
     pub reason: String,
@@ -93,7 +164,7 @@ impl std::fmt::Display for Disagreement {
 
 /// What an attempt came to.
 #[derive(Debug)]
-pub enum Attempt {
+pub(super) enum Attempt {
     Delivered,
     /// order-service refused it for good.
     Rejected(String),
@@ -129,20 +200,68 @@ impl Outbox {
     /// the delivered outcomes numbered some thousands). It is planned at
     /// each claim, with the table as it is then (see
     /// [`Database::query_planned_afresh`]).
-    pub async fn claim(&self, claimant: &Claimant, limit: i64) -> Result<Vec<Claimed>, DbError> {
+    pub(super) async fn claim(
+        &self,
+        claimant: &Claimant,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, DbError> {
         let lease_ms = claimant.lease.as_millis() as f64;
         self.db
-            .query_planned_afresh(CLAIM, &[&claimant.instance, &lease_ms, &limit], |row| {
-                Ok(Claimed {
-                    payment_id: row.try_get("payment_id")?,
-                    webhook_id: row.try_get("webhook_id")?,
-                    order_id: row.try_get("order_id")?,
-                    success: row.try_get::<_, &str>("outcome")? == "success",
-                    amount: row.try_get("amount")?,
-                    attempts: row.try_get("attempts")?,
-                    give_up_at: row.try_get("give_up_at")?,
-                    request_id: row.try_get("request_id")?,
-                })
+            .query_planned_afresh(
+                CLAIM,
+                &[&claimant.instance, &lease_ms, &limit],
+                claimed_from_row,
+            )
+            .await
+    }
+
+    /// Settles pending payment `id` and records its outcome, due to be
+    /// given up after `retry_window`, claimed by `claimant` (see
+    /// [`SETTLE_PENDING`]). `None` if no pending payment has this id.
+    pub(super) async fn settle_pending(
+        &self,
+        id: Uuid,
+        settlement: Settlement,
+        retry_window: Duration,
+        request_id: &str,
+        claimant: &Claimant,
+    ) -> Result<Option<(Payment, Claimed)>, DbError> {
+        let status = match settlement {
+            Settlement::Success => "success",
+            Settlement::Failed => "failed",
+        };
+        let window_ms = retry_window.as_millis() as f64;
+        let lease_ms = claimant.lease.as_millis() as f64;
+        self.db
+            .query_opt(
+                SETTLE_PENDING,
+                &[
+                    &id,
+                    &status,
+                    &window_ms,
+                    &request_id,
+                    &claimant.instance,
+                    &lease_ms,
+                ],
+                |row| Ok((payment_from_row(row)?, claimed_from_row(row)?)),
+            )
+            .await
+    }
+
+    /// Fails up to `limit` payments pending for longer than `after` and
+    /// records their outcomes, due to be given up after `retry_window`;
+    /// returns their ids.
+    pub(super) async fn expire_stale(
+        &self,
+        after: Duration,
+        limit: i64,
+        retry_window: Duration,
+    ) -> Result<Vec<Uuid>, DbError> {
+        let after_secs = after.as_secs_f64();
+        let window_ms = retry_window.as_millis() as f64;
+        self.db
+            .query(EXPIRE_STALE, &[&after_secs, &limit, &window_ms], |row| {
+                Ok(row.try_get(0)?)
             })
             .await
     }
@@ -151,23 +270,23 @@ impl Outbox {
     /// still `claimant`'s: an attempt that outlived its lease, whose record
     /// another instance has claimed since, changes nothing (that instance's
     /// attempt decides). Returns the state the attempt leads to.
-    pub async fn record(
+    pub(super) async fn record(
         &self,
         claimant: &Claimant,
         claimed: &Claimed,
         attempt: &Attempt,
-    ) -> Result<&'static str, DbError> {
+    ) -> Result<DeliveryState, DbError> {
         let (state, error, delay_ms) = match attempt {
-            Attempt::Delivered => ("delivered", None, 0.0),
-            Attempt::Rejected(reason) => ("rejected", Some(reason.as_str()), 0.0),
+            Attempt::Delivered => (DeliveryState::Delivered, None, 0.0),
+            Attempt::Rejected(reason) => (DeliveryState::Rejected, Some(reason.as_str()), 0.0),
             Attempt::Failed { error, delay } => {
                 let next = chrono::TimeDelta::from_std(*delay)
                     .ok()
                     .and_then(|delay| Utc::now().checked_add_signed(delay));
                 // A delay past what the calendar holds is past any window.
                 let state = match next {
-                    Some(next) if next <= claimed.give_up_at => "pending",
-                    _ => "dead_letter",
+                    Some(next) if next <= claimed.give_up_at => DeliveryState::Pending,
+                    _ => DeliveryState::DeadLetter,
                 };
                 (state, Some(error.as_str()), delay.as_millis() as f64)
             }
@@ -181,7 +300,7 @@ impl Outbox {
                  WHERE payment_id = $1 AND state = 'pending' AND locked_by = $5",
                 &[
                     &claimed.payment_id,
-                    &state,
+                    &state.column(),
                     &error,
                     &delay_ms,
                     &claimant.instance,
@@ -240,7 +359,7 @@ impl Outbox {
                         payment_id: row.try_get("payment_id")?,
                         order_id: row.try_get("order_id")?,
                         outcome: row.try_get("outcome")?,
-                        state: row.try_get("state")?,
+                        state: DeliveryState::from_column(row.try_get("state")?)?,
                         attempts: row.try_get("attempts")?,
                         reason: row.try_get("reason")?,
                         recorded_at: row.try_get("created_at")?,
@@ -260,12 +379,17 @@ impl Outbox {
     }
 
     /// How many records are in each state.
-    pub async fn counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+    pub async fn counts(&self) -> Result<Vec<(DeliveryState, i64)>, DbError> {
         self.db
             .query(
                 "SELECT state, count(*) FROM order_notifications GROUP BY state ORDER BY state",
                 &[],
-                |row| Ok((row.try_get(0)?, row.try_get(1)?)),
+                |row| {
+                    Ok((
+                        DeliveryState::from_column(row.try_get(0)?)?,
+                        row.try_get(1)?,
+                    ))
+                },
             )
             .await
     }
@@ -298,6 +422,20 @@ impl Outbox {
             })
             .await
     }
+}
+
+/// A claimed record, from the columns [`claimed_columns`] names.
+fn claimed_from_row(row: &Row) -> Result<Claimed, DbError> {
+    Ok(Claimed {
+        payment_id: row.try_get("payment_id")?,
+        webhook_id: row.try_get("webhook_id")?,
+        order_id: row.try_get("order_id")?,
+        success: row.try_get::<_, &str>("outcome")? == "success",
+        amount: row.try_get("amount")?,
+        attempts: row.try_get("attempts")?,
+        give_up_at: row.try_get("give_up_at")?,
+        request_id: row.try_get("request_id")?,
+    })
 }
 
 #[cfg(test)]
@@ -359,7 +497,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(row.get::<_, &str>("state"), "pending");
+        assert_eq!(row.get::<_, &str>("state"), DeliveryState::Pending.column());
         assert_eq!(row.get::<_, Option<&str>>("locked_by"), Some("second"));
         assert_eq!(row.get::<_, Option<&str>>("last_error"), None);
 
@@ -372,7 +510,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(state, "delivered");
+        assert_eq!(state, DeliveryState::Delivered.column());
         drop(db);
         cluster.drop_database(&name).await.unwrap();
     }

@@ -1,0 +1,124 @@
+//! The shape the code keeps, held by reading it: HTTP stays at the
+//! entrypoints, delivery states are typed, and what both services share is
+//! written once.
+
+use std::path::{Path, PathBuf};
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every `.rs` file under `dir`, with its text.
+fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.push((path, text));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The lines of `text` that are code, not comments.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+}
+
+fn service_sources() -> Vec<(PathBuf, String)> {
+    let servers = repository().join("servers");
+    let mut found = sources(&servers.join("order-service/src"));
+    found.extend(sources(&servers.join("payment-service/src")));
+    found
+}
+
+/// The rules answer in their own terms; each service maps them to statuses
+/// and codes in one place, its `entrypoints.rs`. What reads order-service's
+/// answers (a client of HTTP, not a server) may name `reqwest`'s statuses.
+#[test]
+fn http_answers_are_made_only_at_the_entrypoints() {
+    let mut found = Vec::new();
+    for (path, text) in service_sources() {
+        if path.ends_with("entrypoints.rs") {
+            continue;
+        }
+        for (number, line) in code_lines(&text) {
+            let line = line
+                .replace("order_client::types::ApiError", "")
+                .replace("reqwest::StatusCode", "");
+            if ["ApiError", "ErrorCode", "StatusCode", "http::", "Failure"]
+                .iter()
+                .any(|word| line.contains(word))
+            {
+                found.push(format!("{}:{number}: {}", path.display(), line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "HTTP below the entrypoints:\n{}", found.join("\n"));
+}
+
+/// A delivery's state is `DeliveryState`; its text is the database's, named
+/// in one place.
+#[test]
+fn delivery_states_are_typed_outside_their_one_mapping() {
+    let mut found = Vec::new();
+    for (path, text) in service_sources() {
+        if path.ends_with("delivery/mod.rs") {
+            continue;
+        }
+        for (number, line) in code_lines(&text) {
+            if ["\"delivered\"", "\"rejected\"", "\"dead_letter\""]
+                .iter()
+                .any(|word| line.contains(word))
+            {
+                found.push(format!("{}:{number}: {}", path.display(), line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "delivery states as text:\n{}", found.join("\n"));
+}
+
+/// The operational endpoints, and the settings both services read, are each
+/// defined once, in service-support.
+#[test]
+fn what_both_services_share_is_defined_once() {
+    let mut all = service_sources();
+    all.extend(sources(&repository().join("servers/order-api/src")));
+    all.extend(sources(&repository().join("servers/payment-api/src")));
+    all.extend(sources(&repository().join("servers/service-support/src")));
+    let shared = [
+        "\"/healthz\"",
+        "\"/readyz\"",
+        "\"/metrics\"",
+        "\"/openapi.json\"",
+        "\"/docs/{path:.*}\"",
+        "env = \"LISTEN_ADDR\"",
+        "env = \"PORT\"",
+        "env = \"MAX_BODY_BYTES\"",
+        "env = \"LOG_LEVEL\"",
+        "env = \"DB_HOST\"",
+        "env = \"IDEMPOTENCY_KEY_TTL_SECS\"",
+        "env = \"AUTH_ISSUER\"",
+    ];
+    for needle in shared {
+        let places: Vec<String> = all
+            .iter()
+            .flat_map(|(path, text)| {
+                code_lines(text)
+                    .filter(|(_, line)| line.contains(needle))
+                    .map(move |(number, _)| format!("{}:{number}", path.display()))
+            })
+            .collect();
+        assert_eq!(places.len(), 1, "{needle} is defined at {places:?}");
+    }
+}
