@@ -250,7 +250,7 @@ fn the_dockerfile_builds_and_runs_the_binaries_compose_names() {
         // (package, its binary's source) of each image's binary.
         let (package, source) = match target {
             "token-issuer" => ("local-issuer", "tools/local-issuer/src/main.rs".to_string()),
-            service => (service, format!("servers/{service}/src/main.rs")),
+            service => (service, format!("servers/services/{service}/src/main.rs")),
         };
         assert!(
             build_line.contains(&format!("-p {package}")),

@@ -1,5 +1,5 @@
 //! The payment-service API: the Dropshot trait that defines its operations
-//! and the wire types they exchange. No I/O happens here; `servers/contract`
+//! and the wire types they exchange. No I/O happens here; `tools/contract`
 //! turns this trait into the payment-service half of `openapi.yaml`.
 //!
 //! WHEN CHANGING THE API: edit this trait or its types, run

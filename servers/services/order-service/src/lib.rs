@@ -27,7 +27,7 @@ use service_support::database::{self, ConcurrentIndex, Database, DatabaseSetting
 use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::metrics::Metrics;
-use service_support::operations::Operated;
+use service_support::operations::{Operated, Shell};
 use service_support::shutdown::Draining;
 use signed_calls::{CallbackVerifier, SeenCalls};
 use store::OrderStore;
@@ -52,24 +52,12 @@ pub struct ServiceContext {
     seen_calls: SeenCalls,
     /// Forgets old signed calls while the server runs.
     _seen_calls_pruner: AbortOnDropHandle<()>,
-    db: Database,
-    metrics: Metrics,
-    docs: Docs,
-    draining: Draining,
+    shell: Shell,
 }
 
 impl Operated for ServiceContext {
-    fn database(&self) -> &Database {
-        &self.db
-    }
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-    fn docs(&self) -> &Docs {
-        &self.docs
-    }
-    fn draining(&self) -> &Draining {
-        &self.draining
+    fn shell(&self) -> &Shell {
+        &self.shell
     }
     fn readiness(&self) -> Vec<(&'static str, Result<&'static str, String>)> {
         vec![("authentication", self.auth.readiness())]
@@ -127,10 +115,12 @@ pub async fn start(
         verifier,
         seen_calls,
         _seen_calls_pruner: seen_calls_pruner,
-        db,
-        metrics: Metrics::new(),
-        docs: Docs::for_service("order-service", &["orders", "internal"])?,
-        draining: Draining::default(),
+        shell: Shell {
+            db,
+            metrics: Metrics::new(),
+            docs: Docs::for_service("order-service", &["orders", "internal"])?,
+            draining: Draining::default(),
+        },
     };
     let server = service_support::server::start(api, context, &settings.server, log)?;
     Ok(server)

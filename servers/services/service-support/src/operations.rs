@@ -3,7 +3,7 @@
 //! the service's part of the contract with its documentation pages. And
 //! what every handler goes through: [`observed`].
 
-use crate::database::Database;
+use crate::database::{Database, DbError};
 use crate::docs::Docs;
 use crate::metrics::{self, Metrics};
 use crate::shutdown::Draining;
@@ -14,12 +14,17 @@ use dropshot::{
 };
 use http::{Method, StatusCode};
 
+/// What every service's context holds for its operational endpoints.
+pub struct Shell {
+    pub db: Database,
+    pub metrics: Metrics,
+    pub docs: Docs,
+    pub draining: Draining,
+}
+
 /// What a service's context gives its operational endpoints.
 pub trait Operated: Send + Sync + 'static {
-    fn database(&self) -> &Database;
-    fn metrics(&self) -> &Metrics;
-    fn docs(&self) -> &Docs;
-    fn draining(&self) -> &Draining;
+    fn shell(&self) -> &Shell;
     /// The service's own readiness checks, after the shutdown and the
     /// database: each check's name and what to show (`ok`, or a note).
     fn readiness(&self) -> Vec<(&'static str, Result<&'static str, String>)>;
@@ -97,9 +102,10 @@ async fn healthz<C: Operated>(_rqctx: RequestContext<C>) -> Reply<Envelope<Healt
 /// own checks pass; 503 `SERVICE_UNAVAILABLE` naming what is not ready.
 async fn readyz<C: Operated>(rqctx: RequestContext<C>) -> Reply<Envelope<Health>> {
     let context = rqctx.context();
+    let shell = context.shell();
     let mut checks = vec![
-        ("shutdown", context.draining().check()),
-        ("database", database_check(context.database()).await),
+        ("shutdown", shell.draining.check()),
+        ("database", database_check(&shell.db).await),
     ];
     checks.extend(context.readiness());
     ready(checks).map(HttpResponseOk)
@@ -109,24 +115,50 @@ async fn readyz<C: Operated>(rqctx: RequestContext<C>) -> Reply<Envelope<Health>
 async fn scrape<C: Operated>(rqctx: RequestContext<C>) -> Document {
     let context = rqctx.context();
     context.before_scrape().await;
-    metrics_response(context.metrics(), context.database())
+    metrics_response(&context.shell().metrics, &context.shell().db)
 }
 
 /// This service's part of the contract, as JSON.
 async fn contract_document<C: Operated>(rqctx: RequestContext<C>) -> Document {
-    rqctx.context().docs().openapi_json()
+    rqctx.context().shell().docs.openapi_json()
 }
 
 /// Interactive documentation (Swagger UI) of this service's part of the
 /// contract, served with all its assets.
 async fn docs_page<C: Operated>(rqctx: RequestContext<C>, path: Path<DocsPath>) -> Document {
-    rqctx.context().docs().page(&path.into_inner().path)
+    rqctx.context().shell().docs.page(&path.into_inner().path)
 }
 
 /// A service's error type: how it reads to a person, and its envelope.
 /// Implemented at a service's entrypoints: its rules know nothing of HTTP.
 pub trait ServiceError: std::fmt::Display {
     fn to_api_error(&self) -> ApiError;
+}
+
+/// The envelope for a failed database statement of the service holding
+/// `resource`s. Details are for the log, not the client.
+pub fn database_failure(error: &DbError, resource: &str) -> ApiError {
+    match error {
+        DbError::Unavailable(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            format!("the {resource} database is unavailable; retry in a few seconds"),
+        ),
+        DbError::OutcomeUnknown(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::OutcomeUnknown,
+            format!(
+                "the {resource} database did not confirm in time whether this change was made; \
+                 read the {resource} to see, or send the same request again (with the same \
+                 Idempotency-Key, if any), which answers what was done"
+            ),
+        ),
+        _ => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "internal error; it has been logged",
+        ),
+    }
 }
 
 /// Why a handler did not answer 200: its rules refused or failed, or the

@@ -18,9 +18,7 @@ use order_api::{
     PaymentCallback, PaymentRelease,
 };
 use service_support::auth::Caller;
-use service_support::database::DbError;
-use service_support::operations;
-use service_support::operations::{Failure, ServiceError};
+use service_support::operations::{self, Failure, ServiceError};
 
 /// The implementation of [`OrderApi`], served by Dropshot.
 pub enum OrderApiImpl {}
@@ -30,8 +28,7 @@ type Answered<T> = Result<Answer<T>, ApiError>;
 type Failed = Failure<OrderError>;
 
 impl ServiceError for OrderError {
-    /// The envelope for this error. Database failures are described
-    /// generically: their details are for the log, not the client.
+    /// The envelope for this error.
     fn to_api_error(&self) -> ApiError {
         let (status, code) = match self {
             OrderError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::OrderNotFound),
@@ -52,29 +49,7 @@ impl ServiceError for OrderError {
                 (StatusCode::CONFLICT, ErrorCode::PaymentReleased)
             }
             OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
-            OrderError::Database(DbError::Unavailable(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::ServiceUnavailable,
-                    "the order database is unavailable; retry in a few seconds",
-                );
-            }
-            OrderError::Database(DbError::OutcomeUnknown(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::OutcomeUnknown,
-                    "the order database did not confirm in time whether this change was made; \
-                     read the order to see, or send the same create again with the same \
-                     Idempotency-Key, which answers what was done",
-                );
-            }
-            OrderError::Database(_) => {
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::InternalError,
-                    "internal error; it has been logged",
-                );
-            }
+            OrderError::Database(error) => return operations::database_failure(error, "order"),
         };
         ApiError::new(status, code, self.to_string())
     }
@@ -345,7 +320,7 @@ async fn observed<T>(
 where
     T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,
 {
-    let metrics = &rqctx.context().metrics;
+    let metrics = &rqctx.context().shell.metrics;
     operations::observed(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work)
         .await
         .map(HttpResponseOk)
@@ -360,6 +335,6 @@ async fn answered<T>(
 where
     T: serde::Serialize + schemars::JsonSchema + Send + Sync + 'static,
 {
-    let metrics = &rqctx.context().metrics;
+    let metrics = &rqctx.context().shell.metrics;
     operations::answered(&rqctx.log, metrics, &rqctx.endpoint.operation_id, work).await
 }

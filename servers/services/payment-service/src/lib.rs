@@ -33,7 +33,7 @@ use service_support::docs::Docs;
 use service_support::idempotency::IdempotencyKeys;
 use service_support::lifecycle::Service;
 use service_support::metrics::Metrics;
-use service_support::operations::Operated;
+use service_support::operations::{Operated, Shell};
 use service_support::shutdown::Draining;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,24 +56,12 @@ pub struct ServiceContext {
     _pruner: AbortOnDropHandle<()>,
     orders: order_client::Client,
     delivery: Delivery,
-    db: Database,
-    metrics: Metrics,
-    docs: Docs,
-    draining: Draining,
+    shell: Shell,
 }
 
 impl Operated for ServiceContext {
-    fn database(&self) -> &Database {
-        &self.db
-    }
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-    fn docs(&self) -> &Docs {
-        &self.docs
-    }
-    fn draining(&self) -> &Draining {
-        &self.draining
+    fn shell(&self) -> &Shell {
+        &self.shell
     }
     fn readiness(&self) -> Vec<(&'static str, Result<&'static str, String>)> {
         vec![
@@ -165,10 +153,12 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         auth,
         orders,
         delivery,
-        db,
-        metrics,
-        docs: Docs::for_service("payment-service", &["payments"])?,
-        draining: Draining::default(),
+        shell: Shell {
+            db,
+            metrics: metrics,
+            docs: Docs::for_service("payment-service", &["payments"])?,
+            draining: Draining::default(),
+        },
     };
     let server = match service_support::server::start(api, context, &settings.server, log) {
         Ok(server) => server,

@@ -10,7 +10,6 @@ use dropshot::{Path, RequestContext};
 use http::StatusCode;
 use payment_api::{Payment, PaymentApi, PaymentPath, PaymentRequest, SettlementRoute};
 use service_support::auth::Caller;
-use service_support::database::DbError;
 use service_support::idempotency::Done;
 use service_support::operations::{self, Failure, ServiceError};
 
@@ -21,8 +20,7 @@ type Answered<T> = Result<Answer<T>, ApiError>;
 type Failed = Failure<PaymentError>;
 
 impl ServiceError for PaymentError {
-    /// The envelope for this error. Database failures are described
-    /// generically: their details are for the log, not the client.
+    /// The envelope for this error.
     fn to_api_error(&self) -> ApiError {
         let (status, code) = match self {
             PaymentError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::PaymentNotFound),
@@ -52,29 +50,7 @@ impl ServiceError for PaymentError {
             PaymentError::OrderServiceBadResponse(_) => {
                 (StatusCode::BAD_GATEWAY, ErrorCode::OrderServiceBadResponse)
             }
-            PaymentError::Database(DbError::Unavailable(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::ServiceUnavailable,
-                    "the payment database is unavailable; retry in a few seconds",
-                );
-            }
-            PaymentError::Database(DbError::OutcomeUnknown(_)) => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::OutcomeUnknown,
-                    "the payment database did not confirm in time whether this change was made; \
-                     read the payment to see, or send the same request again (with the same \
-                     Idempotency-Key, if any), which answers what was done",
-                );
-            }
-            PaymentError::Database(_) => {
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::InternalError,
-                    "internal error; it has been logged",
-                );
-            }
+            PaymentError::Database(error) => return operations::database_failure(error, "payment"),
         };
         ApiError::new(status, code, self.to_string())
     }
@@ -160,7 +136,7 @@ async fn observed(
     rqctx: &RequestContext<ServiceContext>,
     work: impl Future<Output = Result<Payment, Failed>>,
 ) -> Answered<Envelope<Payment>> {
-    let metrics = &rqctx.context().metrics;
+    let metrics = &rqctx.context().shell.metrics;
     let operation = &rqctx.endpoint.operation_id;
     let work = async { work.await.map(Envelope::ok) };
     operations::answered(&rqctx.log, metrics, operation, work).await

@@ -1,5 +1,5 @@
 //! The order-service API: the Dropshot trait that defines its operations and
-//! the wire types they exchange. No I/O happens here; `servers/contract`
+//! the wire types they exchange. No I/O happens here; `tools/contract`
 //! turns this trait into the order-service half of `openapi.yaml`, and
 //! `order-service` implements it.
 //!

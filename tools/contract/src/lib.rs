@@ -22,7 +22,7 @@ pub const GENERATE_COMMAND: &str = "cargo run -p contract -- generate";
 
 const HEADER: &str = "\
 # The contract of order-service and payment-service.
-# Generated from servers/order-api and servers/payment-api by
+# Generated from servers/apis/order-api and servers/apis/payment-api by
 # `cargo run -p contract -- generate`; do not edit by hand.
 ";
 

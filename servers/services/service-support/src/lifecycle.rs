@@ -23,7 +23,7 @@ impl<C: Operated> Service for HttpServer<C> {
     }
 
     fn begin_draining(&self) {
-        self.app_private().draining().begin();
+        self.app_private().shell().draining.begin();
     }
 
     async fn shutdown(self) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use http::StatusCode;
 use std::sync::Arc;
 
 /// The committed contract, as built into the binary.
-const CONTRACT: &str = include_str!("../../../openapi.yaml");
+const CONTRACT: &str = include_str!("../../../../openapi.yaml");
 
 /// What `/openapi.json` and `/docs` serve for one service.
 pub struct Docs {
