@@ -155,7 +155,7 @@ pub async fn start(settings: &Settings, log: slog::Logger) -> anyhow::Result<Pay
         delivery,
         shell: Shell {
             db,
-            metrics: metrics,
+            metrics,
             docs: Docs::for_service("payment-service", &["payments"])?,
             draining: Draining::default(),
         },
