@@ -781,7 +781,10 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
         "compose: `down` then `up`: healthy again in {:.1} s",
         up.elapsed().as_secs_f64()
     );
-    let after = api.statuses(&customer, &orders).await.unwrap();
+    let after = api
+        .statuses(&customer, &orders)
+        .await
+        .unwrap_or_else(|e| panic!("an order was lost through down and up: {e}"));
     // A settlement whose answer the kill lost may be delivered since:
     // an order may go from pending to paid, never back.
     for (order, was) in &before {
