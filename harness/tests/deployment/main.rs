@@ -1,10 +1,11 @@
 //! docker-compose.yml, the Dockerfile and the Kubernetes manifests
-//! (`kubernetes.rs`), checked without a Docker engine or a cluster
-//! (there is none on this machine): the compose file against the Compose
-//! specification's schema, the Dockerfile with hadolint, and both against
-//! what the binaries actually read, serve and are called; and the front
-//! proxy's configuration with `nginx -t`.
+//! (`kubernetes.rs`), checked without a Docker engine or a cluster: the
+//! compose file against the Compose specification's schema, the Dockerfile
+//! with hadolint, and both against what the binaries actually read, serve
+//! and are called; and the front proxy's configuration with `nginx -t`.
+//! Then the compose file run for real on a Docker Engine (`compose.rs`).
 
+mod compose;
 mod kubernetes;
 
 use clap::CommandFactory;
