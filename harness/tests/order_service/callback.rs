@@ -177,7 +177,7 @@ async fn a_report_contradicting_a_settled_order_is_a_409() {
 }
 
 #[tokio::test]
-async fn a_success_for_another_amount_is_a_409_and_the_order_stays_pending() {
+async fn a_success_for_another_amount_is_a_400_and_the_order_stays_pending() {
     let test = OrderServiceTest::start().await;
     let order = pending_order(&test).await;
 

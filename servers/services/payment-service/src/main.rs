@@ -11,9 +11,9 @@ async fn main() -> ExitCode {
         &settings.server,
         &settings.drain,
         async |log| match &settings.command {
-            Some(command) => payment_service::run_command(&settings, command, log)
-                .await
-                .map(Run::Finished),
+            Some(command) => Ok(Run::Finished(
+                payment_service::run_command(&settings, command, log).await,
+            )),
             None => Ok(Run::Serving(
                 payment_service::start(&settings, log.clone()).await?,
             )),

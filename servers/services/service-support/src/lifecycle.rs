@@ -37,14 +37,14 @@ impl<C: Operated> Service for HttpServer<C> {
 pub enum Run<S> {
     /// Serve until a stop signal.
     Serving(S),
-    /// An operator command's output: print it and exit.
-    Finished(String),
+    /// An operator command ran: its output to print, or why it failed.
+    Finished(anyhow::Result<String>),
 }
 
 /// The whole life of the process `name`: its logger, then `start`, then,
 /// if it serves, the wait for a stop signal, `drain`'s wait with readiness
-/// failing, and the shutdown. Every failure is reported and ends it with a
-/// failure status.
+/// failing, and the shutdown. Every failure is reported (in the log; a
+/// command's on stderr) and ends it with a failure status.
 pub async fn run<S: Service>(
     name: &str,
     server: &ServerSettings,
@@ -61,13 +61,16 @@ pub async fn run<S: Service>(
     };
     let service = match start(&log).await {
         Ok(Run::Serving(service)) => service,
-        Ok(Run::Finished(output)) => {
+        Ok(Run::Finished(Ok(output))) => {
             println!("{output}");
             return ExitCode::SUCCESS;
         }
+        Ok(Run::Finished(Err(error))) => {
+            eprintln!("{name}: {error:#}");
+            return ExitCode::FAILURE;
+        }
         Err(error) => {
             slog::crit!(log, "cannot start"; "error" => format!("{error:#}"));
-            eprintln!("{name}: {error:#}");
             return ExitCode::FAILURE;
         }
     };
