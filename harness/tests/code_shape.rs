@@ -97,21 +97,23 @@ fn delivery_states_are_typed_outside_their_one_mapping() {
     let delivery = repository().join("servers/services/payment-service/src/delivery");
     let mut found = Vec::new();
     for (path, text) in service_sources() {
-        let in_delivery = path.starts_with(&delivery);
         if path == delivery.join("mod.rs") {
             continue;
         }
+        // Where the states may be written in SQL.
+        let writes_sql =
+            path.starts_with(&delivery) || path.ends_with("payment-service/src/query_plans.rs");
         for (number, line) in code_lines(&text) {
             let rust = ["\"delivered\"", "\"rejected\"", "\"dead_letter\""]
                 .iter()
                 .any(|word| line.contains(word));
-            let sql = ["'delivered'", "'rejected'", "'dead_letter'"]
-                .iter()
-                .any(|word| line.contains(word))
-                && !in_delivery
-                && !path.ends_with("payment-service/src/query_plans.rs")
-                && !(path.ends_with("payment-service/src/store.rs")
-                    && line.contains("p.notified_at IS NOT NULL THEN 'delivered'"));
+            let pruned_state = path.ends_with("payment-service/src/store.rs")
+                && line.contains("p.notified_at IS NOT NULL THEN 'delivered'");
+            let sql = !writes_sql
+                && !pruned_state
+                && ["'delivered'", "'rejected'", "'dead_letter'"]
+                    .iter()
+                    .any(|word| line.contains(word));
             if rust || sql {
                 found.push(format!("{}:{number}: {}", path.display(), line.trim()));
             }
