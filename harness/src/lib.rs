@@ -14,6 +14,7 @@
 //! - `locks`: rows held by a test's own transactions, and what waits for them.
 //! - `process`: a service binary run as its own process, stopped by signals.
 //! - `prerequisites`: the programs some tests need, skipped without them outside CI.
+//! - `waiting`: the one way the tests wait for a condition ([`wait_until`]), and the rule that holds it.
 
 pub mod browser;
 pub mod issuer;
@@ -24,28 +25,10 @@ pub mod plans;
 pub mod prerequisites;
 pub mod process;
 pub mod proxy;
+pub mod waiting;
 pub mod webhook;
 
-/// Polls `check` every 20 ms until it gives a value, and returns it;
-/// fails the test once `bound` has passed, naming what it waited for and
-/// what `check` last saw (its `Err`).
-pub async fn wait_until<T>(
-    what: &str,
-    bound: std::time::Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let started = std::time::Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(seen) => assert!(
-                started.elapsed() < bound,
-                "waited {bound:?} for {what}; last seen: {seen}"
-            ),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
+pub use waiting::{wait_until, wait_until_blocking, wait_until_every};
 
 /// A service's server settings in a test: loopback, a free port, the
 /// default body limit, debug logs.

@@ -192,6 +192,30 @@ impl<'c> OrderServiceTest<'c> {
     }
 }
 
+/// Waits until `client` reads order `id` in `status`; returns how long that
+/// took. An error answer is what it saw meanwhile. Fails after `bound`,
+/// saying what the order last was. Looks every 2 ms: tests measure this.
+pub async fn wait_for_order(
+    client: &order_client::Client,
+    id: uuid::Uuid,
+    status: order_client::types::OrderStatus,
+    bound: std::time::Duration,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    crate::wait_until_every(
+        &format!("order {id} to be {status}"),
+        bound,
+        std::time::Duration::from_millis(2),
+        async || match client.get_order(&id).await {
+            Ok(order) if order.data.status == status => Ok(()),
+            Ok(order) => Err(format!("{:?}", order.into_inner().data)),
+            Err(error) => Err(error.to_string()),
+        },
+    )
+    .await;
+    started.elapsed()
+}
+
 fn unique_name() -> String {
     format!("test_{}", uuid::Uuid::new_v4().simple())
 }

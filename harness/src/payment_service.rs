@@ -206,6 +206,30 @@ impl Drop for PaymentServiceTest<'_> {
     }
 }
 
+/// Waits until `client` reads payment `id`'s outcome as `state`
+/// (`delivered`, `rejected`, ...) and returns the payment as read then. An
+/// error answer is what it saw meanwhile. Fails after `bound`, saying what
+/// the payment last was.
+pub async fn wait_for_notification(
+    client: &payment_client::Client,
+    id: uuid::Uuid,
+    state: payment_client::types::OrderNotification,
+    bound: std::time::Duration,
+) -> payment_client::types::Payment {
+    crate::wait_until(
+        &format!("payment {id}'s outcome to be {state}"),
+        bound,
+        async || match client.get_payment(&id).await {
+            Ok(payment) if payment.data.order_notification == state => {
+                Ok(payment.into_inner().data)
+            }
+            Ok(payment) => Err(format!("{:?}", payment.into_inner().data)),
+            Err(error) => Err(error.to_string()),
+        },
+    )
+    .await
+}
+
 /// Starts payment-service in a runtime of its own.
 async fn run(settings: &Settings, logs: &LogBuffer) -> (Runtime, PaymentService) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -63,16 +63,14 @@ impl ServiceProcess {
     pub fn stop(mut self, signal: Signal, bound: Duration) -> (ExitStatus, Duration, Vec<String>) {
         let sent = Instant::now();
         kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the service");
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                sent.elapsed() < bound,
-                "still running {bound:?} after {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = crate::wait_until_blocking(
+            &format!("the service to exit after {signal}"),
+            bound,
+            || match self.child.try_wait().expect("wait") {
+                Some(status) => Ok(status),
+                None => Err("still running".to_string()),
+            },
+        );
         let elapsed = sent.elapsed();
         (status, elapsed, self.log.try_iter().collect())
     }

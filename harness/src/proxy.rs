@@ -114,6 +114,17 @@ impl ConformanceProxy {
             .clone()
     }
 
+    /// Whether each upstream passed its last readiness check, in
+    /// [`ConformanceProxy::balancing`]'s order (a single upstream is never
+    /// checked and always reads ready).
+    pub fn upstreams_ready(&self) -> Vec<bool> {
+        self.shared
+            .ready
+            .iter()
+            .map(|ready| ready.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Every request answered so far, in the order they finished.
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.shared

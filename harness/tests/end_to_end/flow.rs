@@ -47,28 +47,13 @@ async fn a_successful_payment_makes_the_order_paid() {
     let paid = system.current_order(order.id).await;
     assert_eq!(paid.payment_id, Some(payment.id));
     eprintln!("PUT success returned → order paid: {latency:?}");
-    let mut notified = system
-        .payments
-        .client
-        .get_payment(&payment.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
-    for _ in 0..100 {
-        if notified.order_notification == OrderNotification::Delivered {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        notified = system
-            .payments
-            .client
-            .get_payment(&payment.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data;
-    }
+    let notified = harness::payment_service::wait_for_notification(
+        &system.payments.client,
+        payment.id,
+        OrderNotification::Delivered,
+        Duration::from_secs(2),
+    )
+    .await;
     assert_eq!(notified.order_notification, OrderNotification::Delivered);
     assert!(notified.order_notified_at.is_some());
     system.cleanup().await;

@@ -194,13 +194,15 @@ async fn tokens_of_a_real_provider_are_accepted_and_its_key_rotation_followed_wi
     let (status, settled) = call(reqwest::Method::PUT, settle, &connector, None).await;
     assert_eq!(status, StatusCode::OK, "{settled}");
     let mine = system.orders.url(&format!("/orders/{order_id}"));
-    harness::wait_until(
-        "the order to be paid",
+    let as_customer = order_client::Client::new(
+        &system.orders.url(""),
+        order_client::ClientContext::with_token(customer.clone()),
+    );
+    harness::order_service::wait_for_order(
+        &as_customer,
+        order_id.parse().unwrap(),
+        order_client::types::OrderStatus::Paid,
         Duration::from_secs(10),
-        async || match call(reqwest::Method::GET, mine.clone(), &customer, None).await {
-            (StatusCode::OK, body) if body["data"]["status"] == "paid" => Ok(()),
-            (status, body) => Err(format!("{status} {body}")),
-        },
     )
     .await;
 

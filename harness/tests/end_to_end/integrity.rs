@@ -76,6 +76,7 @@ async fn changes_racing_a_payments_creation_never_both_win() {
             let client = &system.orders.client;
             let id = order.id;
             async move {
+                // Not a wait: the changes' head start is what each round varies.
                 tokio::time::sleep(Duration::from_millis(head_start)).await;
                 if i % 2 == 0 {
                     client
@@ -242,21 +243,13 @@ async fn reconciliation_reports_nothing_until_the_services_are_made_to_disagree(
         .mark_payment_success(&payment.id)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while system
-        .payments
-        .client
-        .get_payment(&payment.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data
-        .order_notification
-        != payment_client::types::OrderNotification::Rejected
-    {
-        assert!(std::time::Instant::now() < deadline, "never rejected");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    harness::payment_service::wait_for_notification(
+        &system.payments.client,
+        payment.id,
+        payment_client::types::OrderNotification::Rejected,
+        Duration::from_secs(10),
+    )
+    .await;
 
     let report = reconcile(&system).await;
     let line = report

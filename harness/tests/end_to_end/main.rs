@@ -25,7 +25,7 @@ use harness::prerequisites;
 use order_client::types::{Order, OrderStatus};
 use payment_client::types::{Payment, PaymentRequest};
 use std::num::NonZeroU64;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Whether every program answers its arguments (`--version` and the
@@ -132,26 +132,10 @@ impl System {
             .status
     }
 
-    /// Polls until the order is in `status`; returns how long that took.
-    /// Fails after `bound`.
+    /// Waits until the order is in `status`; returns how long that took.
+    /// Fails after `bound` (see [`harness::order_service::wait_for_order`]).
     pub async fn wait_for_order(&self, id: Uuid, status: OrderStatus, bound: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            if self
-                .orders
-                .client
-                .get_order(&id)
-                .await
-                .is_ok_and(|o| o.into_inner().data.status == status)
-            {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < bound,
-                "order {id} not {status} after {bound:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        harness::order_service::wait_for_order(&self.orders.client, id, status, bound).await
     }
 
     pub async fn cleanup(self) {

@@ -77,20 +77,28 @@ async fn payment_service_reports_readiness_and_delivery_metrics() {
     let order = system.order(1, 300).await;
     let payment = system.payment(&order).await;
     system.succeed(payment.id, order.id).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let metrics = system.payment_metrics().await;
-    for series in [
-        "callback_delivery_attempts_total 1",
-        "callback_delivered_total 1",
-        "callback_backlog 0",
-        "callback_dead_letters_total 0",
-        r#"http_requests_total{operation="settle_payment",status="200"} 1"#,
-    ] {
-        assert!(
-            metrics.lines().any(|line| line == series),
-            "{series} missing from:\n{metrics}"
-        );
-    }
+    // The order reads paid once order-service has taken the outcome, a
+    // moment before payment-service has recorded the delivery.
+    harness::wait_until(
+        "the delivery in payment-service's metrics",
+        Duration::from_secs(5),
+        async || {
+            let metrics = system.payment_metrics().await;
+            for series in [
+                "callback_delivery_attempts_total 1",
+                "callback_delivered_total 1",
+                "callback_backlog 0",
+                "callback_dead_letters_total 0",
+                r#"http_requests_total{operation="settle_payment",status="200"} 1"#,
+            ] {
+                if !metrics.lines().any(|line| line == series) {
+                    return Err(format!("{series} missing from:\n{metrics}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
     system.cleanup().await;
 }

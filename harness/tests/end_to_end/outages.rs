@@ -21,6 +21,8 @@ async fn an_outcome_reaches_order_service_after_it_comes_back() {
         .mark_payment_success(&payment.id)
         .await
         .unwrap();
+    // Not a wait: the outage lasts 2 s, long enough for the retries to back
+    // off to their cap; what they did meanwhile is read below.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let waiting = system
         .payments
@@ -76,6 +78,8 @@ async fn an_outcome_survives_a_payment_service_crash_right_after_the_commit() {
         .unwrap();
     system.payments.crash();
     system.orders.start_again().await;
+    // Not a wait: a window in which a delivery would reach order-service if
+    // anything of the crashed instance were still running.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         system.order_status(order.id).await,
@@ -173,8 +177,9 @@ async fn the_dispatcher_wakes_on_commit_and_subscribes_again_after_a_database_re
     cluster.stop().unwrap();
     cluster.resume().unwrap();
     // The listener reconnects within a second or two; until then a payment
-    // cannot even be settled, so wait for the database to serve again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // cannot even be settled, so wait for the database to serve again and
+    // the listener to be subscribed again.
+    system.serving_and_listening_again().await;
     let second = system.paid_within_a_poll().await;
 
     eprintln!(
@@ -215,25 +220,46 @@ impl SystemOn<'_> {
             .mark_payment_success(&payment.id)
             .await
             .unwrap();
-        let started = std::time::Instant::now();
-        loop {
-            let status = self
-                .orders
-                .client
-                .get_order(&order.id)
-                .await
-                .unwrap()
-                .into_inner()
-                .data
-                .status;
-            if status == OrderStatus::Paid {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "not woken: still {status} after 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        harness::order_service::wait_for_order(
+            &self.orders.client,
+            order.id,
+            OrderStatus::Paid,
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
+    /// Waits (up to 10 s) until payment-service is ready again after its
+    /// database restarted, and its dispatcher's listener is subscribed again
+    /// (a connection of it, new since the restart, has run `LISTEN`).
+    async fn serving_and_listening_again(&self) {
+        let ready = self.payments.url("/readyz");
+        harness::wait_until(
+            "payment-service to be ready and listening again",
+            Duration::from_secs(10),
+            async || {
+                let status = match self.payments.http.get(&ready).send().await {
+                    Ok(answer) => answer.status(),
+                    Err(error) => return Err(format!("readiness: {error}")),
+                };
+                if !status.is_success() {
+                    return Err(format!("readiness: {status}"));
+                }
+                let database = self.payments.database().await;
+                let listening: i64 = database
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+                        &[],
+                    )
+                    .await
+                    .map_err(|error| error.to_string())?
+                    .get(0);
+                (listening > 0)
+                    .then_some(())
+                    .ok_or("ready, but no connection listening yet".to_string())
+            },
+        )
+        .await;
     }
 }

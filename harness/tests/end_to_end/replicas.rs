@@ -10,7 +10,7 @@ use harness::payment_service::PaymentServiceTest;
 use harness::proxy::ConformanceProxy;
 use order_client::types::{Order, OrderStatus};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 struct Replicated {
@@ -63,24 +63,13 @@ impl Replicated {
     }
 
     async fn wait_until_paid(&self, id: Uuid) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let order = self
-                .order_client
-                .get_order(&id)
-                .await
-                .unwrap()
-                .into_inner()
-                .data;
-            if order.status == OrderStatus::Paid {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id} never paid: {order:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        harness::order_service::wait_for_order(
+            &self.order_client,
+            id,
+            OrderStatus::Paid,
+            Duration::from_secs(20),
+        )
+        .await;
     }
 
     async fn cleanup(mut self) {

@@ -145,6 +145,33 @@ impl Stack {
             _ => &mut self.payments[index - 2],
         }
     }
+
+    /// Waits until instance `index` passes its readiness check again, and
+    /// its front has seen it pass.
+    async fn ready_again(&self, index: usize) {
+        let (instance, front, upstream) = match index {
+            0 | 1 => (&self.orders[index], &self.order_front, index),
+            _ => (&self.payments[index - 2], &self.payment_front, index - 2),
+        };
+        let url = instance.url();
+        harness::wait_until(
+            &format!("{url} to be ready again, as its front sees it"),
+            Duration::from_secs(30),
+            async || {
+                match reqwest::get(format!("{url}/readyz")).await {
+                    Ok(answer) if answer.status().is_success() => {}
+                    Ok(answer) => return Err(format!("readiness: {}", answer.status())),
+                    Err(error) => return Err(format!("readiness: {error}")),
+                }
+                // The front's next readiness check sees it too.
+                match front.upstreams_ready()[upstream] {
+                    true => Ok(()),
+                    false => Err("ready, but not yet to its front".to_string()),
+                }
+            },
+        )
+        .await;
+    }
 }
 
 /// Whole flows from `workers` clients until `stop`; returns the orders
@@ -222,6 +249,7 @@ impl Load {
             6,
             stop.clone(),
         ));
+        // Not a wait: the load runs a while before anything is restarted.
         tokio::time::sleep(Duration::from_millis(500)).await;
         Load { stop, task }
     }
@@ -229,6 +257,7 @@ impl Load {
     /// Lets it run a moment longer, stops it, and returns the orders paid
     /// and the errors seen.
     async fn finish(self) -> (Vec<Uuid>, Vec<String>) {
+        // Not a wait: the load runs on a while after the last restart.
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap()
@@ -243,32 +272,9 @@ async fn all_paid(front: &ConformanceProxy, orders: &[Uuid]) {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     for id in orders {
-        loop {
-            let order = client.get_order(id).await.unwrap().into_inner().data;
-            if order.status == OrderStatus::Paid {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id} lost its outcome: {order:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        harness::order_service::wait_for_order(&client, *id, OrderStatus::Paid, left).await;
     }
-}
-
-/// Waits until `url`'s readiness passes again.
-async fn ready(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{url}/readyz"))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "{url} never ready again");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // The front's next readiness check sees it too.
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,8 +288,7 @@ async fn a_rolling_restart_of_every_instance_fails_no_request_and_loses_no_outco
             "instance {index} exited 0"
         );
         instance.start_again().await;
-        let url = instance.url();
-        ready(&url).await;
+        stack.ready_again(index).await;
     }
     let (paid, errors) = load.finish().await;
 
@@ -302,10 +307,10 @@ async fn an_instance_killed_outright_loses_no_outcome() {
     let load = Load::start(&stack).await;
     let killed = stack.instance(2);
     killed.stop(Signal::SIGKILL).await;
+    // Not a wait: the instance stays down a while, under load.
     tokio::time::sleep(Duration::from_millis(500)).await;
     killed.start_again().await;
-    let url = killed.url();
-    ready(&url).await;
+    stack.ready_again(2).await;
     let (paid, errors) = load.finish().await;
 
     // Requests in flight to the killed instance fail as their connection

@@ -222,6 +222,7 @@ async fn hold_row(
 ) -> Fault {
     // A row locked already by another fault: this one waits its turn.
     let lock = harness::locks::hold_row(&mut database, table, row).await;
+    // Not a wait: holding the lock for `hold` is the fault.
     tokio::time::sleep(hold).await;
     let _ = lock.rollback().await;
     Fault::RowLocked
@@ -247,6 +248,7 @@ async fn hold_table(mut database: tokio_postgres::Client, table: &str, hold: Dur
     {
         return Fault::Nothing;
     }
+    // Not a wait: holding the lock for `hold` is the fault.
     tokio::time::sleep(hold).await;
     let _ = lock.rollback().await;
     Fault::TableLocked
@@ -273,6 +275,7 @@ async fn stop_a_backend(database: tokio_postgres::Client, hold: Duration) -> Fau
         return Fault::Nothing;
     }
     let _stopped = Stopped(pid);
+    // Not a wait: the backend stopped for `hold` is the fault.
     tokio::time::sleep(hold).await;
     Fault::BackendStopped
 }
@@ -315,6 +318,7 @@ async fn faults(system: &System, known: &Known, running: &AtomicBool) -> BTreeMa
                 faults.spawn(stop_a_backend(database, Duration::from_millis(400)));
             }
         }
+        // Not a wait: the faults' pace.
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
     let mut counts = BTreeMap::new();

@@ -8,7 +8,7 @@ use harness::order_service::OrderServiceTest;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use reqwest::StatusCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -42,14 +42,15 @@ async fn reads_are_answered_while_every_connection_for_writes_waits_on_a_lock() 
         .collect();
     let inspector = test.database().await;
     let waiting_on_the_lock = async || harness::locks::waiting_on_locks(&inspector).await;
-    let started = Instant::now();
-    while waiting_on_the_lock().await < WRITE_CONNECTIONS as i64 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the writes never reached the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    harness::wait_until(
+        "the writes to reach the lock",
+        Duration::from_secs(10),
+        async || match waiting_on_the_lock().await {
+            waiting if waiting >= WRITE_CONNECTIONS as i64 => Ok(()),
+            waiting => Err(format!("{waiting} waiting")),
+        },
+    )
+    .await;
 
     let read = test.client.get_order(&other.id).await.unwrap();
     assert_eq!(read.into_inner().data.total_amount, 300);

@@ -60,16 +60,18 @@ async fn every_operation_is_unavailable(test: &OrderServiceTest<'_>, order: Uuid
     slowest
 }
 
-/// Polls until the order can be read again; returns how long that took.
+/// Waits until the order can be read again; returns how long that took.
 async fn recovers(test: &OrderServiceTest<'_>, order: Uuid) -> Duration {
     let started = Instant::now();
-    while test.client.get_order(&order).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not recovered after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    harness::wait_until(
+        "the order to be readable again",
+        Duration::from_secs(10),
+        async || match test.client.get_order(&order).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        },
+    )
+    .await;
     started.elapsed()
 }
 

@@ -7,7 +7,7 @@ use harness::order_service::OrderServiceTest;
 use order_client::types::IdempotencyKey;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHAIR: &str = r#"{"item_name":"Chair","quantity":2,"price":3000}"#;
 
@@ -109,14 +109,15 @@ async fn a_retry_while_the_first_request_is_under_way_is_told_to_wait_then_gets_
 
     let first = create(&test, "slow-1", CHAIR);
     let meanwhile = async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while key_count(&test).await == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the first request never claimed its key"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        harness::wait_until(
+            "the first request to claim its key",
+            Duration::from_secs(10),
+            async || match key_count(&test).await {
+                0 => Err("no key claimed".to_string()),
+                _ => Ok(()),
+            },
+        )
+        .await;
         let retry = create(&test, "slow-1", CHAIR).await;
         lock.batch_execute("COMMIT").await.unwrap();
         retry
@@ -198,14 +199,15 @@ async fn keys_expire_and_are_pruned_after_their_lifetime_then_name_a_new_request
     let test = OrderServiceTest::start_with(|s| s.idempotency.ttl_secs = 1).await;
     let (_, first) = create(&test, "short-lived", CHAIR).await;
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while key_count(&test).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the expired key was never pruned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    harness::wait_until(
+        "the expired key to be pruned",
+        Duration::from_secs(15),
+        async || match key_count(&test).await {
+            0 => Ok(()),
+            left => Err(format!("{left} key(s) left")),
+        },
+    )
+    .await;
     let (status, second) = create(&test, "short-lived", CHAIR).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_ne!(second["data"]["id"], first["data"]["id"]);

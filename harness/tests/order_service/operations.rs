@@ -54,14 +54,15 @@ async fn readiness_follows_the_database() {
     assert_eq!(status, StatusCode::OK, "alive all along");
 
     cluster.resume().unwrap();
-    let started = std::time::Instant::now();
-    while send(&test, Method::GET, "/readyz", &[], None).await.0 != StatusCode::OK {
-        assert!(
-            started.elapsed().as_secs() < 10,
-            "not ready 10 s after the database returned"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    harness::wait_until(
+        "order-service to be ready after the database returned",
+        std::time::Duration::from_secs(10),
+        async || match send(&test, Method::GET, "/readyz", &[], None).await {
+            (StatusCode::OK, _) => Ok(()),
+            (status, body) => Err(format!("{status} {body}")),
+        },
+    )
+    .await;
     test.cleanup().await;
 }
 

@@ -17,6 +17,7 @@ async fn trickle(mut stream: TcpStream, bytes: Vec<u8>, gap: Duration) {
         if stream.write_all(&[byte]).await.is_err() {
             return;
         }
+        // Not a wait: a slow client's pace.
         tokio::time::sleep(gap).await;
     }
 }

@@ -6,6 +6,7 @@
 //! instance that died holding it.
 
 use crate::{CALLBACK, Mocked, create_payment, error_envelope, order_envelope, signed_with};
+use payment_client::types::OrderNotification;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -53,7 +54,9 @@ async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
     order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
-    let notified = mocked.wait_for_notification(payment, "delivered").await;
+    let notified = mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
 
     let sent = mocked.sent("POST", CALLBACK).await;
     assert_eq!(sent.len(), 1);
@@ -68,7 +71,7 @@ async fn an_outcome_is_sent_signed_with_the_amount_as_the_contract_says() {
             "order_id": order, "payment_id": payment, "payment_status": "success", "amount": 2_500
         })
     );
-    assert!(notified["order_notified_at"].is_string());
+    assert!(notified.order_notified_at.is_some());
     mocked.cleanup().await;
 }
 
@@ -85,7 +88,9 @@ async fn the_settling_instance_delivers_its_outcome_at_once_without_waiting_for_
     order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
-    mocked.wait_for_notification(payment, "delivered").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
 
     assert_eq!(mocked.sent("POST", CALLBACK).await.len(), 1);
     let record = mocked
@@ -147,7 +152,9 @@ async fn failed_deliveries_are_retried_each_with_a_new_message_id_for_the_same_r
         .await;
 
     settle(&mocked, payment, "failed").await;
-    mocked.wait_for_notification(payment, "delivered").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
 
     let sent = mocked.sent("POST", CALLBACK).await;
     assert_eq!(sent.len(), 5, "four failures, then the delivery");
@@ -203,7 +210,9 @@ async fn a_retry_waits_as_long_as_retry_after_asks() {
 
     let settled = Instant::now();
     settle(&mocked, payment, "success").await;
-    mocked.wait_for_notification(payment, "delivered").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
 
     let waited = settled.elapsed();
     assert!(
@@ -233,7 +242,9 @@ async fn a_retry_after_beyond_the_calendar_is_capped_and_the_attempt_recorded() 
             .await;
 
         settle(&mocked, payment, "success").await;
-        mocked.wait_for_notification(payment, "dead_letter").await;
+        mocked
+            .wait_for_notification(payment, OrderNotification::DeadLetter)
+            .await;
         let (attempts, reason): (i32, String) = {
             let row = mocked
                 .payments
@@ -266,7 +277,9 @@ async fn an_answer_that_is_not_order_services_refusal_is_retried_and_named() {
     order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
-    mocked.wait_for_notification(payment, "delivered").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
 
     assert_eq!(mocked.sent("POST", CALLBACK).await.len(), 3);
     let metrics = mocked
@@ -298,7 +311,9 @@ async fn a_delivered_outcome_is_removed_after_its_retention_and_the_payment_stil
     order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
-    let delivered = mocked.wait_for_notification(payment, "delivered").await;
+    let delivered = mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
     let db = mocked.payments.database().await;
     harness::wait_until(
         "the delivered record to be removed",
@@ -314,21 +329,16 @@ async fn a_delivered_outcome_is_removed_after_its_retention_and_the_payment_stil
     )
     .await;
 
-    let body: Value = mocked
+    let after = mocked
         .payments
-        .http
-        .get(mocked.payments.url(&format!("/payments/{payment}")))
-        .send()
+        .client
+        .get_payment(&payment)
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["data"]["order_notification"], "delivered");
-    assert_eq!(
-        body["data"]["order_notified_at"],
-        delivered["order_notified_at"]
-    );
+        .into_inner()
+        .data;
+    assert_eq!(after.order_notification, OrderNotification::Delivered);
+    assert_eq!(after.order_notified_at, delivered.order_notified_at);
     mocked.cleanup().await;
 }
 
@@ -346,7 +356,11 @@ async fn a_refusal_is_recorded_at_once_and_not_retried() {
         .await;
 
     settle(&mocked, payment, "success").await;
-    mocked.wait_for_notification(payment, "rejected").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::Rejected)
+        .await;
+    // Not a wait: a window in which a retry would be sent (retries are due
+    // within 500 ms in tests, and looked for every 200 ms).
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     assert_eq!(
@@ -380,7 +394,9 @@ async fn an_outcome_failing_for_the_whole_window_is_a_dead_letter_that_can_be_re
         .await;
 
     settle(&mocked, payment, "success").await;
-    mocked.wait_for_notification(payment, "dead_letter").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::DeadLetter)
+        .await;
     let settings = mocked.payments.settings().clone();
     let log = harness::test_logger("command");
     let counts =
@@ -398,7 +414,9 @@ async fn an_outcome_failing_for_the_whole_window_is_a_dead_letter_that_can_be_re
         .await
         .unwrap();
     assert_eq!(replayed, "1 outcome(s) will be delivered again");
-    mocked.wait_for_notification(payment, "delivered").await;
+    mocked
+        .wait_for_notification(payment, OrderNotification::Delivered)
+        .await;
     mocked.cleanup().await;
 }
 
@@ -417,16 +435,24 @@ async fn an_outcome_claimed_by_an_instance_that_died_is_delivered_by_another_aft
     order_service_takes_the_outcome(&mocked, order).await;
 
     settle(&mocked, payment, "success").await;
-    while mocked.sent("POST", CALLBACK).await.is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    harness::wait_until(
+        "the first attempt to be sent",
+        Duration::from_secs(10),
+        async || match mocked.sent("POST", CALLBACK).await.len() {
+            0 => Err("nothing sent".to_string()),
+            _ => Ok(()),
+        },
+    )
+    .await;
     mocked.payments.crash();
     let crashed = Instant::now();
     let other = mocked
         .payments
         .another_instance(|s| s.order_service.timeout_ms = 1_000)
         .await;
-    mocked.wait_for_notification_via(&other, payment).await;
+    mocked
+        .wait_for_notification_via(&other, payment, OrderNotification::Delivered)
+        .await;
     let taken_over = crashed.elapsed();
 
     let lease = Duration::from_millis(other.settings().delivery.lease_ms);

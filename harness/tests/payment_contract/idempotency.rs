@@ -5,7 +5,7 @@
 use crate::{Mocked, error_envelope, order_envelope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -126,22 +126,21 @@ async fn a_retry_while_order_service_is_still_answering_the_first_is_told_to_wai
 
     let first = create(&mocked, "pay-slow", order, 100);
     let retry = async {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let claimed: i64 = db
-                .query_one("SELECT count(*) FROM idempotency_keys", &[])
-                .await
-                .unwrap()
-                .get(0);
-            if claimed > 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the first request never claimed its key"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        harness::wait_until(
+            "the first request to claim its key",
+            Duration::from_secs(5),
+            async || {
+                let claimed: i64 = db
+                    .query_one("SELECT count(*) FROM idempotency_keys", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                (claimed > 0)
+                    .then_some(())
+                    .ok_or("no key claimed".to_string())
+            },
+        )
+        .await;
         create(&mocked, "pay-slow", order, 100).await
     };
     let ((status, first), (retry_status, retry)) = tokio::join!(first, retry);

@@ -12,8 +12,9 @@ mod shutdown;
 use conformance::Conformance;
 use harness::payment_service::PaymentServiceTest;
 use harness::webhook::new_secret;
+use payment_client::types::{OrderNotification, Payment};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -116,55 +117,27 @@ impl Mocked {
         sent
     }
 
-    /// The payment's notification state once it is `state`; fails after 10 s.
-    pub async fn wait_for_notification(&self, payment: Uuid, state: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let response = self
-                .payments
-                .http
-                .get(self.payments.url(&format!("/payments/{payment}")))
-                .send()
-                .await
-                .unwrap();
-            let body: Value = response.json().await.unwrap();
-            if body["data"]["order_notification"] == state {
-                return body["data"].clone();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "notification never {state}: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// The payment once its outcome's notification is `state`; fails after 10 s.
+    pub async fn wait_for_notification(&self, payment: Uuid, state: OrderNotification) -> Payment {
+        self.wait_for_notification_via(&self.payments, payment, state)
+            .await
     }
 
-    /// Waits until `instance` reports the payment's outcome delivered.
+    /// The payment once `instance` reads its outcome's notification as
+    /// `state`; fails after 10 s.
     pub async fn wait_for_notification_via(
         &self,
         instance: &PaymentServiceTest<'_>,
         payment: Uuid,
-    ) {
-        let started = Instant::now();
-        loop {
-            let body: Value = instance
-                .http
-                .get(instance.url(&format!("/payments/{payment}")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if body["data"]["order_notification"] == "delivered" {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "never delivered: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        state: OrderNotification,
+    ) -> Payment {
+        harness::payment_service::wait_for_notification(
+            &instance.client,
+            payment,
+            state,
+            Duration::from_secs(10),
+        )
+        .await
     }
 
     pub async fn cleanup(self) {

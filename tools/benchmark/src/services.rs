@@ -87,7 +87,7 @@ impl Service {
                 );
             }
             if Instant::now() > deadline {
-                bail!("{} did not listen within 60 s", self.name);
+                bail!("{} did not listen within 60 s; its log:\n{text}", self.name);
             }
             std::thread::sleep(Duration::from_millis(20));
         }

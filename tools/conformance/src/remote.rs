@@ -620,7 +620,11 @@ impl Session<'_> {
                 break;
             }
             expect(started.elapsed() < Duration::from_secs(10), || {
-                "the order was not paid and notified within 10 s".to_string()
+                format!(
+                    "the order was not paid and notified within 10 s; last seen: order {}, \
+                     notification {}",
+                    current["data"]["status"], payment["data"]["order_notification"]
+                )
             })?;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

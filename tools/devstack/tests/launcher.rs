@@ -69,17 +69,14 @@ impl Launcher {
     /// Sends `signal` and waits for a clean exit.
     fn stop_with(mut self, signal: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "devstack did not exit 15 s after {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = harness::wait_until_blocking(
+            &format!("devstack to exit after {signal}"),
+            Duration::from_secs(15),
+            || match self.child.try_wait().unwrap() {
+                Some(status) => Ok(status),
+                None => Err("still running".to_string()),
+            },
+        );
         assert!(
             status.success(),
             "devstack exited with {status} after {signal}"
@@ -166,23 +163,17 @@ async fn the_launcher_runs_the_system_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(settled.status(), reqwest::StatusCode::OK);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let order: serde_json::Value = http
-            .get(format!("{order_url}/orders/{order_id}"))
-            .bearer_auth(&customer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if order["data"]["status"] == "paid" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never paid: {order}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let orders = order_client::Client::new(
+        &order_url,
+        order_client::ClientContext::with_token(customer.clone()),
+    );
+    harness::order_service::wait_for_order(
+        &orders,
+        order_id.parse().unwrap(),
+        order_client::types::OrderStatus::Paid,
+        Duration::from_secs(10),
+    )
+    .await;
 
     let order = post(
         format!("{order_url}/orders"),

@@ -5,7 +5,7 @@
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_token_from_beside_the_issuer_verifies_with_the_keys_it_serves() {
@@ -22,13 +22,18 @@ async fn a_token_from_beside_the_issuer_verifies_with_the_keys_it_serves() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let discovery: serde_json::Value = loop {
-        if let Ok(answer) = reqwest::get(format!("{url}/.well-known/openid-configuration")).await {
-            break answer.json().await.unwrap();
-        }
-        assert!(server.try_wait().unwrap().is_none(), "the issuer exited");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let discovery: serde_json::Value = harness::wait_until(
+        "the issuer to serve discovery",
+        Duration::from_secs(30),
+        async || match reqwest::get(format!("{url}/.well-known/openid-configuration")).await {
+            Ok(answer) => Ok(answer.json().await.unwrap()),
+            Err(error) => {
+                assert!(server.try_wait().unwrap().is_none(), "the issuer exited");
+                Err(error.to_string())
+            }
+        },
+    )
+    .await;
     assert_eq!(discovery["issuer"], url.as_str());
     let keys: JwkSet = reqwest::get(discovery["jwks_uri"].as_str().unwrap())
         .await
@@ -66,13 +71,13 @@ async fn a_token_from_beside_the_issuer_verifies_with_the_keys_it_serves() {
 fn stop(server: &mut std::process::Child) {
     let pid = server.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let started = Instant::now();
-    while server.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(server.wait().unwrap().success(), "exits 0 on SIGTERM");
+    let status = harness::wait_until_blocking(
+        "the issuer to exit after SIGTERM",
+        Duration::from_secs(10),
+        || match server.try_wait().unwrap() {
+            Some(status) => Ok(status),
+            None => Err("still running".to_string()),
+        },
+    );
+    assert!(status.success(), "exits 0 on SIGTERM");
 }
