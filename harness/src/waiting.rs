@@ -101,9 +101,20 @@ mod the_rule {
             root.join("harness/tests"),
             root.join("harness/benches"),
         ];
-        for group in ["tools", "clients", "servers"] {
-            for package in std::fs::read_dir(root.join(group)).expect("a folder of crates") {
-                folders.push(package.expect("a crate").path().join("tests"));
+        // Crates sit one level down (tools/x), or two (servers/apis/x).
+        let mut groups = vec![
+            root.join("tools"),
+            root.join("clients"),
+            root.join("servers"),
+        ];
+        while let Some(group) = groups.pop() {
+            for entry in std::fs::read_dir(&group).expect("a folder of crates") {
+                let path = entry.expect("a directory entry").path();
+                if path.join("Cargo.toml").exists() {
+                    folders.push(path.join("tests"));
+                } else if path.is_dir() {
+                    groups.push(path);
+                }
             }
         }
         let mut files = Vec::new();

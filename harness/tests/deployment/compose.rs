@@ -29,25 +29,8 @@ const ORDERS: &str = "http://127.0.0.1:8080";
 const PAYMENTS: &str = "http://127.0.0.1:8081";
 const CUSTOMER_SCOPES: &str = "orders:read orders:write payments:read payments:write";
 
-/// `harness::wait_until` for checks that ask Docker (each one a process):
-/// polled every 250 ms rather than every 20 ms.
-async fn poll_docker<T>(
-    what: &str,
-    bound: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let started = Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(seen) => assert!(
-                started.elapsed() < bound,
-                "waited {bound:?} for {what}; last seen: {seen}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+/// How often a wait asks Docker (each question a process).
+const DOCKER_POLL: Duration = Duration::from_millis(250);
 
 /// Outside CI, says why the test does not run; in CI, where `.ci/run`
 /// provides the engine, fails.
@@ -82,6 +65,16 @@ fn docker() -> Command {
     command
 }
 
+/// A child process, killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `command`, its output into `log`, failing the test once `bound`
 /// has passed (the command is ended) or when it fails, with the end of its
 /// output. Returns its standard output and how long it took.
@@ -99,20 +92,16 @@ fn run_logged(mut command: Command, what: &str, log: &Path, bound: Duration) -> 
         let mut text = String::new();
         std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
     });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what}: not done after {bound:?}; the end of its output:\n{}",
-                tail(log, 40)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Ended if the wait gives up, so nothing outlives the test.
+    let mut child = KillOnDrop(child);
+    let status = harness::wait_until_blocking(what, bound, || match child.0.try_wait() {
+        Ok(Some(status)) => Ok(status),
+        Ok(None) => Err(format!(
+            "still running; the end of its output:\n{}",
+            tail(log, 40)
+        )),
+        Err(error) => Err(format!("cannot tell whether it ended: {error}")),
+    });
     let stdout = reader.join().unwrap().unwrap_or_default();
     assert!(
         status.success(),
@@ -228,7 +217,7 @@ impl Project {
     /// returns how long that took.
     async fn wait_healthy(&self, bound: Duration) -> Duration {
         let started = Instant::now();
-        poll_docker("every container healthy", bound, async || {
+        harness::wait_until_every("every container healthy", bound, DOCKER_POLL, async || {
             let ids = self.containers();
             if ids.len() < 5 {
                 return Err(format!("{} containers of 5", ids.len()));
@@ -527,7 +516,8 @@ async fn flows(
                 traffic.failures += 1;
                 traffic.last_failure = reason;
             }
-            // A refused connection answers at once: do not spin on it.
+            // Not a wait: it paces the traffic; a refused connection
+            // answers at once, and the client must not spin on it.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -718,9 +708,9 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    poll_docker(
-        "payment-service restarted by its restart policy and healthy",
+    harness::wait_until_every("payment-service restarted by its restart policy and healthy",
         Duration::from_secs(120),
+        DOCKER_POLL,
         async || {
             let state = inspect(
                 std::slice::from_ref(&payment_service),
