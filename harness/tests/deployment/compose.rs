@@ -17,8 +17,8 @@
 //! other tests take ports from the kernel's ephemeral range).
 
 use crate::repository;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -366,107 +366,104 @@ fn image_size(image: &str) -> String {
     }
 }
 
-/// HTTP with a bearer token, answering (status, body).
+/// The composed services through the Rust SDK: the customer's clients and
+/// the settlement connector's, each with its token.
 #[derive(Clone)]
 struct Api {
-    http: reqwest::Client,
+    orders: order_client::Client,
+    payments: payment_client::Client,
+    settlement: payment_client::Client,
 }
 
 impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        url: String,
-        token: &str,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
-        let mut request = self.http.request(method, &url).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
-    }
-
-    async fn create_order(&self, token: &str, price: i64) -> Result<(String, i64), String> {
-        let body = json!({"item_name": "Compose keyboard", "quantity": 2, "price": price});
-        match self
-            .call(
-                reqwest::Method::POST,
-                format!("{ORDERS}/orders"),
-                token,
-                Some(body),
-            )
-            .await?
-        {
-            (200, body) => Ok((
-                body["data"]["id"].as_str().unwrap().to_string(),
-                body["data"]["total_amount"].as_i64().unwrap(),
-            )),
-            other => Err(format!("create_order: {other:?}")),
+    fn new(customer: &str, connector: &str) -> Api {
+        let http = || {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap()
+        };
+        let with_token = payment_client::ClientContext::with_token;
+        Api {
+            orders: order_client::Client::new_with_client(
+                ORDERS,
+                http(),
+                order_client::ClientContext::with_token(customer),
+            ),
+            payments: payment_client::Client::new_with_client(
+                PAYMENTS,
+                http(),
+                with_token(customer),
+            ),
+            settlement: payment_client::Client::new_with_client(
+                PAYMENTS,
+                http(),
+                with_token(connector),
+            ),
         }
     }
 
-    async fn pay(&self, token: &str, order: &str, amount: i64) -> Result<String, String> {
-        let body = json!({"order_id": order, "amount": amount, "provider": "stripe"});
-        match self
-            .call(
-                reqwest::Method::POST,
-                format!("{PAYMENTS}/payments"),
-                token,
-                Some(body),
-            )
-            .await?
-        {
-            (200, body) => Ok(body["data"]["id"].as_str().unwrap().to_string()),
-            other => Err(format!("create_payment: {other:?}")),
+    /// A new order of two at `price`: its id and total.
+    async fn create_order(&self, price: u64) -> Result<(String, i64), String> {
+        let request = order_client::types::OrderRequest {
+            item_name: "Compose keyboard".parse().unwrap(),
+            quantity: NonZeroU64::new(2).unwrap(),
+            price: NonZeroU64::new(price).unwrap(),
+        };
+        let order = self
+            .orders
+            .create_order(None, &request)
+            .await
+            .map_err(|e| format!("create_order: {e}"))?
+            .into_inner()
+            .data;
+        Ok((order.id.to_string(), order.total_amount))
+    }
+
+    /// The order's payment of `amount`: its id.
+    async fn pay(&self, order: &str, amount: i64) -> Result<String, String> {
+        let request = payment_client::types::PaymentRequest {
+            order_id: order.parse().unwrap(),
+            amount: NonZeroU64::new(amount as u64).unwrap(),
+            provider: "stripe".parse().unwrap(),
+        };
+        let payment = self
+            .payments
+            .create_payment(None, &request)
+            .await
+            .map_err(|e| format!("create_payment: {e}"))?;
+        Ok(payment.into_inner().data.id.to_string())
+    }
+
+    /// The payment settled as a success, by the connector.
+    async fn settle(&self, payment: &str) -> Result<(), String> {
+        let settled = self
+            .settlement
+            .mark_payment_success(&payment.parse().unwrap())
+            .await
+            .map_err(|e| format!("settle: {e}"))?
+            .into_inner()
+            .data;
+        match settled.status.to_string().as_str() {
+            "success" => Ok(()),
+            other => Err(format!("settle: the payment is {other}")),
         }
     }
 
-    async fn settle(&self, token: &str, payment: &str) -> Result<(), String> {
-        match self
-            .call(
-                reqwest::Method::PUT,
-                format!("{PAYMENTS}/payments/success/{payment}"),
-                token,
-                None,
-            )
-            .await?
-        {
-            (200, body) if body["data"]["status"] == "success" => Ok(()),
-            other => Err(format!("settle: {other:?}")),
-        }
-    }
-
-    async fn order_status(&self, token: &str, order: &str) -> Result<String, String> {
-        match self
-            .call(
-                reqwest::Method::GET,
-                format!("{ORDERS}/orders/{order}"),
-                token,
-                None,
-            )
-            .await?
-        {
-            (200, body) => Ok(body["data"]["status"].as_str().unwrap_or("?").to_string()),
-            other => Err(format!("get_order {order}: {other:?}")),
-        }
+    async fn order_status(&self, order: &str) -> Result<String, String> {
+        let order = self
+            .orders
+            .get_order(&order.parse().unwrap())
+            .await
+            .map_err(|e| format!("get_order {order}: {e}"))?;
+        Ok(order.into_inner().data.status.to_string())
     }
 
     /// Every order's status, or what was wrong with the first that failed.
-    async fn statuses(
-        &self,
-        token: &str,
-        orders: &[String],
-    ) -> Result<BTreeMap<String, String>, String> {
+    async fn statuses(&self, orders: &[String]) -> Result<BTreeMap<String, String>, String> {
         let mut statuses = BTreeMap::new();
         for order in orders {
-            statuses.insert(order.clone(), self.order_status(token, order).await?);
+            statuses.insert(order.clone(), self.order_status(order).await?);
         }
         Ok(statuses)
     }
@@ -488,22 +485,16 @@ struct Traffic {
 }
 
 /// One client's flows, over and over until `stop` (bounded in count).
-async fn flows(
-    api: Api,
-    customer: String,
-    connector: String,
-    stop: Arc<AtomicBool>,
-    traffic: Arc<std::sync::Mutex<Traffic>>,
-) {
+async fn flows(api: Api, stop: Arc<AtomicBool>, traffic: Arc<std::sync::Mutex<Traffic>>) {
     for round in 0..2_000 {
         if stop.load(Ordering::Relaxed) {
             return;
         }
         let outcome = async {
-            let (order, total) = api.create_order(&customer, 100 + round).await?;
+            let (order, total) = api.create_order(100 + round).await?;
             traffic.lock().unwrap().orders.push(order.clone());
-            let payment = api.pay(&customer, &order, total).await?;
-            api.settle(&connector, &payment).await?;
+            let payment = api.pay(&order, total).await?;
+            api.settle(&payment).await?;
             let mut traffic = traffic.lock().unwrap();
             traffic.settled.push(order);
             traffic.settled_at.push(Instant::now());
@@ -651,20 +642,15 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
     assert!(summary.passed >= 8, "{report}");
 
     // A whole flow: create, pay, settle, the order paid.
-    let api = Api {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-    };
-    let (order, total) = api.create_order(&customer, 4999).await.unwrap();
+    let api = Api::new(&customer, &connector);
+    let (order, total) = api.create_order(4999).await.unwrap();
     assert_eq!(total, 9998);
-    let payment = api.pay(&customer, &order, total).await.unwrap();
-    api.settle(&connector, &payment).await.unwrap();
+    let payment = api.pay(&order, total).await.unwrap();
+    api.settle(&payment).await.unwrap();
     harness::wait_until(
         "the order paid",
         Duration::from_secs(30),
-        async || match api.order_status(&customer, &order).await? {
+        async || match api.order_status(&order).await? {
             paid if paid == "paid" => Ok(()),
             other => Err(other),
         },
@@ -676,15 +662,7 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = Arc::new(std::sync::Mutex::new(Traffic::default()));
     let clients: Vec<_> = (0..3)
-        .map(|_| {
-            tokio::spawn(flows(
-                api.clone(),
-                customer.clone(),
-                connector.clone(),
-                stop.clone(),
-                traffic.clone(),
-            ))
-        })
+        .map(|_| tokio::spawn(flows(api.clone(), stop.clone(), traffic.clone())))
         .collect();
     let settled = || traffic.lock().unwrap().settled.len();
     harness::wait_until(
@@ -769,7 +747,7 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
         "every acknowledged settlement's order paid",
         Duration::from_secs(90),
         async || {
-            let statuses = api.statuses(&customer, &unpaid).await?;
+            let statuses = api.statuses(&unpaid).await?;
             unpaid.retain(|order| statuses[order] != "paid");
             match unpaid.first() {
                 None => Ok(()),
@@ -785,7 +763,7 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
     orders.extend(traffic.orders);
 
     // `down` then `up`: every order kept, as it was.
-    let before = api.statuses(&customer, &orders).await.unwrap();
+    let before = api.statuses(&orders).await.unwrap();
     project.run(&["down"], Duration::from_secs(3 * 60));
     assert!(project.containers().is_empty(), "down leaves no container");
     let up = Instant::now();
@@ -796,7 +774,7 @@ async fn the_compose_file_runs_on_a_real_engine_and_survives_a_crash() {
         up.elapsed().as_secs_f64()
     );
     let after = api
-        .statuses(&customer, &orders)
+        .statuses(&orders)
         .await
         .unwrap_or_else(|e| panic!("an order was lost through down and up: {e}"));
     // A settlement whose answer the kill lost may be delivered since:

@@ -41,55 +41,28 @@ type Document = Result<http::Response<dropshot::Body>, ApiError>;
 pub fn register<C: Operated>(
     api: &mut ApiDescription<C>,
 ) -> Result<(), ApiDescriptionRegisterError> {
-    let endpoint = |name: &str, path: &'static str| (name.to_string(), path);
-    let unpublished = |endpoint: ApiEndpoint<C>| endpoint.visible(false);
-    let get = Method::GET;
-    let all = || ApiEndpointVersions::All;
-    let (name, path) = endpoint("healthz", "/healthz");
-    api.register(unpublished(ApiEndpoint::new(
-        name,
-        healthz::<C>,
-        get.clone(),
-        CONTENT_TYPE_JSON,
-        path,
-        all(),
-    )))?;
-    let (name, path) = endpoint("readyz", "/readyz");
-    api.register(unpublished(ApiEndpoint::new(
-        name,
-        readyz::<C>,
-        get.clone(),
-        CONTENT_TYPE_JSON,
-        path,
-        all(),
-    )))?;
-    let (name, path) = endpoint("metrics", "/metrics");
-    api.register(unpublished(ApiEndpoint::new(
-        name,
-        scrape::<C>,
-        get.clone(),
-        CONTENT_TYPE_JSON,
-        path,
-        all(),
-    )))?;
-    let (name, path) = endpoint("contract_document", "/openapi.json");
-    api.register(unpublished(ApiEndpoint::new(
-        name,
-        contract_document::<C>,
-        get.clone(),
-        CONTENT_TYPE_JSON,
-        path,
-        all(),
-    )))?;
-    let (name, path) = endpoint("docs_page", "/docs/{path:.*}");
-    api.register(unpublished(ApiEndpoint::new(
-        name,
-        docs_page::<C>,
-        get,
-        CONTENT_TYPE_JSON,
-        path,
-        all(),
-    )))?;
+    macro_rules! endpoint {
+        ($name:literal, $path:literal, $handler:expr) => {
+            ApiEndpoint::new(
+                $name.to_string(),
+                $handler,
+                Method::GET,
+                CONTENT_TYPE_JSON,
+                $path,
+                ApiEndpointVersions::All,
+            )
+            .visible(false)
+        };
+    }
+    for endpoint in [
+        endpoint!("healthz", "/healthz", healthz::<C>),
+        endpoint!("readyz", "/readyz", readyz::<C>),
+        endpoint!("metrics", "/metrics", scrape::<C>),
+        endpoint!("contract_document", "/openapi.json", contract_document::<C>),
+        endpoint!("docs_page", "/docs/{path:.*}", docs_page::<C>),
+    ] {
+        api.register(endpoint)?;
+    }
     Ok(())
 }
 
