@@ -12,7 +12,19 @@ pub const CALLBACK: &str = "/internal/payment-callback";
 /// message `id` at `timestamp`: the signature covers the method, the path
 /// and query, and the body.
 pub fn signature(secret: &str, id: &str, timestamp: i64, target: &str, body: &[u8]) -> String {
-    let mut content = format!("POST {target}\n").into_bytes();
+    signature_of(secret, id, timestamp, "POST", target, body)
+}
+
+/// Like [`signature`], for a request with another method.
+pub fn signature_of(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> String {
+    let mut content = format!("{method} {target}\n").into_bytes();
     content.extend_from_slice(body);
     Webhook::new(secret)
         .and_then(|w| w.sign(id, timestamp, &content))

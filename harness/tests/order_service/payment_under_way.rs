@@ -241,45 +241,86 @@ async fn a_released_payment_is_never_attached_and_an_attached_one_is_never_relea
     test.cleanup().await;
 }
 
-/// A signed attachment as an eavesdropper captures it: the headers and body
-/// payment-service sent for `order`.
-fn captured_attachment(
+/// A signed call as an eavesdropper captures it: what payment-service sent.
+struct Captured {
+    method: reqwest::Method,
+    target: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+/// A call to `target` signed as payment-service signs it.
+fn captured(
     test: &OrderServiceTest<'_>,
-    order: Uuid,
-    payment: Uuid,
-) -> (Vec<(&'static str, String)>, String) {
-    let body = serde_json::json!({
-        "payment_id": payment, "amount": 6_000, "customer": harness::issuer::CALLER
-    })
-    .to_string();
+    method: reqwest::Method,
+    target: String,
+    body: Option<serde_json::Value>,
+) -> Captured {
+    let body = body.map(|body| body.to_string()).unwrap_or_default();
     let id = format!("msg_{}", Uuid::new_v4().simple());
     let timestamp = harness::webhook::now();
-    let target = format!("/internal/orders/{order}/payment");
-    let signature =
-        harness::webhook::signature(test.secret(), &id, timestamp, &target, body.as_bytes());
+    let signature = harness::webhook::signature_of(
+        test.secret(),
+        &id,
+        timestamp,
+        method.as_str(),
+        &target,
+        body.as_bytes(),
+    );
     let headers = vec![
         ("content-type", "application/json".to_string()),
         ("webhook-id", id),
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", signature),
     ];
-    (headers, body)
+    Captured {
+        method,
+        target,
+        headers,
+        body,
+    }
 }
 
-async fn replay(
+/// A signed attachment of `payment` to `order`, as captured.
+fn captured_attachment(test: &OrderServiceTest<'_>, order: Uuid, payment: Uuid) -> Captured {
+    captured(
+        test,
+        reqwest::Method::POST,
+        format!("/internal/orders/{order}/payment"),
+        Some(serde_json::json!({
+            "payment_id": payment, "amount": 6_000, "customer": harness::issuer::CALLER
+        })),
+    )
+}
+
+/// Sends `call` as captured, to `target` (where it was signed for, or not).
+async fn replay_at(
     test: &OrderServiceTest<'_>,
-    order: Uuid,
-    (headers, body): &(Vec<(&'static str, String)>, String),
+    target: &str,
+    call: &Captured,
 ) -> (StatusCode, serde_json::Value) {
     let mut request = test
         .http
-        .post(test.url(&format!("/internal/orders/{order}/payment")))
-        .body(body.clone());
-    for (name, value) in headers {
+        .request(call.method.clone(), test.url(target))
+        .body(call.body.clone());
+    for (name, value) in &call.headers {
         request = request.header(*name, value);
     }
     let response = request.send().await.unwrap();
     (response.status(), response.json().await.unwrap())
+}
+
+/// Sends `call` as captured, where it was signed for.
+async fn replay(test: &OrderServiceTest<'_>, call: &Captured) -> (StatusCode, serde_json::Value) {
+    replay_at(test, &call.target, call).await
+}
+
+fn is_a_replay_refusal((status, body): &(StatusCode, serde_json::Value)) -> bool {
+    *status == StatusCode::UNAUTHORIZED
+        && body["data"]["error_code"] == "UNAUTHORIZED"
+        && body["data"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("accepted before"))
 }
 
 #[tokio::test]
@@ -290,7 +331,8 @@ async fn a_captured_signed_attachment_works_on_no_other_order_and_only_once() {
     let captured = captured_attachment(&test, mine.id, Uuid::new_v4());
 
     // Moved onto another order of the same total: its path is not what was signed.
-    let (status, body) = replay(&test, other.id, &captured).await;
+    let elsewhere = format!("/internal/orders/{}/payment", other.id);
+    let (status, body) = replay_at(&test, &elsewhere, &captured).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["data"]["error_code"], "UNAUTHORIZED");
     let untouched = test
@@ -303,16 +345,126 @@ async fn a_captured_signed_attachment_works_on_no_other_order_and_only_once() {
     assert_eq!(untouched.payment_id, None, "the other order is free");
 
     // Where it was signed for, it is accepted once; the same request again is a replay.
-    let (status, body) = replay(&test, mine.id, &captured).await;
+    let (status, body) = replay(&test, &captured).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = replay(&test, mine.id, &captured).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let again = replay(&test, &captured).await;
+    assert!(is_a_replay_refusal(&again), "{again:?}");
+    test.cleanup().await;
+}
+
+/// Every kind of signed call, the read included, is acted on once; one
+/// that was refused is not tried again either, and a replay changes
+/// nothing.
+#[tokio::test]
+async fn every_signed_call_is_acted_on_once_even_a_refused_one() {
+    let test = OrderServiceTest::start().await;
+    let order = create_order(&test, "Desk", 2, 3_000).await;
+    let (payment, released) = (Uuid::new_v4(), Uuid::new_v4());
+    let customer = harness::issuer::CALLER;
+    let attach_target = format!("/internal/orders/{}/payment", order.id);
+    let calls = [
+        (
+            "the read for a payment",
+            StatusCode::OK,
+            captured(
+                &test,
+                reqwest::Method::GET,
+                format!("/internal/orders/{}?customer={customer}", order.id),
+                None,
+            ),
+        ),
+        (
+            "an attachment of the wrong amount",
+            StatusCode::BAD_REQUEST,
+            captured(
+                &test,
+                reqwest::Method::POST,
+                attach_target.clone(),
+                Some(serde_json::json!({
+                    "payment_id": released, "amount": 1, "customer": customer
+                })),
+            ),
+        ),
+        (
+            "the attachment",
+            StatusCode::OK,
+            captured_attachment(&test, order.id, payment),
+        ),
+        (
+            "a release of another payment",
+            StatusCode::OK,
+            captured(
+                &test,
+                reqwest::Method::POST,
+                format!("/internal/orders/{}/released-payments", order.id),
+                Some(serde_json::json!({ "payment_id": released })),
+            ),
+        ),
+        (
+            "the outcome",
+            StatusCode::OK,
+            captured(
+                &test,
+                reqwest::Method::POST,
+                "/internal/payment-callback".to_string(),
+                Some(serde_json::json!({
+                    "order_id": order.id, "payment_id": payment,
+                    "payment_status": "success", "amount": 6_000
+                })),
+            ),
+        ),
+    ];
+    for (what, expected, call) in &calls {
+        let (status, body) = replay(&test, call).await;
+        assert_eq!(status, *expected, "{what}: {body}");
+    }
+    let paid = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        (paid.status, paid.payment_id),
+        (OrderStatus::Paid, Some(payment))
+    );
+    for (what, _, call) in &calls {
+        let again = replay(&test, call).await;
+        assert!(is_a_replay_refusal(&again), "{what} sent again: {again:?}");
+    }
+    let after = test
+        .client
+        .get_order(&order.id)
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(
+        after.updated_at, paid.updated_at,
+        "a replay changed the order"
+    );
+    test.cleanup().await;
+}
+
+/// Copies of one signed call sent at once: one is acted on, every other is
+/// a replay.
+#[tokio::test]
+async fn of_copies_of_a_signed_call_sent_at_once_one_is_acted_on() {
+    let test = OrderServiceTest::start().await;
+    let order = create_order(&test, "Desk", 2, 3_000).await;
+    let captured = captured_attachment(&test, order.id, Uuid::new_v4());
+    let answers = futures::future::join_all((0..8).map(|_| replay(&test, &captured))).await;
+    let accepted = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(accepted, 1, "{answers:?}");
     assert!(
-        body["data"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("accepted before"),
-        "{body}"
+        answers
+            .iter()
+            .all(|answer| answer.0 == StatusCode::OK || is_a_replay_refusal(answer)),
+        "{answers:?}"
     );
     test.cleanup().await;
 }

@@ -6,7 +6,7 @@
 
 use crate::ServiceContext;
 use crate::orders::{self, OrderError};
-use crate::signed_calls::Refusal;
+use crate::signed_calls::CallId;
 use api_common::{
     Answer, ApiError, Envelope, ErrorCode, IdempotencyKeyHeader, JsonBody, Page, SignedBody,
     SignedRequest,
@@ -49,6 +49,7 @@ impl ServiceError for OrderError {
                 (StatusCode::CONFLICT, ErrorCode::PaymentReleased)
             }
             OrderError::InvalidPageToken => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPageToken),
+            OrderError::CallRefused(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             OrderError::Database(error) => return operations::database_failure(error, "order"),
         };
         ApiError::new(status, code, self.to_string())
@@ -156,19 +157,13 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let report = verified(context, &body).await?;
-            let webhook_id = body
-                .request()
-                .headers
-                .get("webhook-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let (report, call) = verified(context, &body)?;
             slog::info!(rqctx.log, "payment callback";
-                "webhook_id" => webhook_id,
+                "webhook_id" => call.as_str(),
                 "order_id" => %report.order_id,
                 "payment_id" => %report.payment_id,
                 "payment_status" => %report.payment_status);
-            orders::settle(&context.store, &report)
+            orders::settle(&context.store, &report, &call)
                 .await
                 .map(Envelope::ok)
                 .map_err(Failure::from)
@@ -183,13 +178,13 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let mut attachment = verified(context, &body).await?;
+            let (mut attachment, call) = verified(context, &body)?;
             attachment.customer = payer(context, attachment.customer)?;
             let id = path.into_inner().order_id;
             slog::info!(rqctx.log, "attaching a payment";
                 "order_id" => %id,
                 "payment_id" => %attachment.payment_id);
-            orders::attach_payment(&context.store, id, &attachment)
+            orders::attach_payment(&context.store, id, &attachment, &call)
                 .await
                 .map(Envelope::ok)
                 .map_err(Failure::from)
@@ -204,12 +199,12 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            let release = verified(context, &body).await?;
+            let (release, call) = verified(context, &body)?;
             let id = path.into_inner().order_id;
             slog::info!(rqctx.log, "releasing a payment";
                 "order_id" => %id,
                 "payment_id" => %release.payment_id);
-            orders::release_payment(&context.store, id, &release)
+            orders::release_payment(&context.store, id, &release, &call)
                 .await
                 .map(Envelope::ok)
                 .map_err(Failure::from)
@@ -225,10 +220,10 @@ impl OrderApi for OrderApiImpl {
     ) -> Reply<Envelope<Order>> {
         observed(&rqctx, async {
             let context = rqctx.context();
-            accepted(context, &signed, &[]).await?;
+            let call = accepted(context, &signed, &[])?;
             let id = path.into_inner().order_id;
             let customer = payer(context, query.into_inner().customer)?;
-            orders::get(&context.store, id, customer.as_deref())
+            orders::get_for_payment(&context.store, id, customer.as_deref(), &call)
                 .await
                 .map(Envelope::ok)
                 .map_err(Failure::from)
@@ -273,43 +268,28 @@ fn payer(context: &ServiceContext, customer: Option<String>) -> Result<Option<St
     }
 }
 
-/// Accepts a signed internal call: a valid signature over `request` and
-/// `body`, seen for the first time.
-async fn accepted(
+/// Accepts a signed internal call with a valid signature over `request`
+/// and `body`; answers its id, which the rules act on once (a replay is
+/// refused where the call's work commits).
+fn accepted(
     context: &ServiceContext,
     request: &SignedRequest,
     body: &[u8],
-) -> Result<(), Failed> {
-    let unauthorized = |why: String| {
-        Failure::Answer(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            format!("payment callback rejected: {why}"),
-        ))
-    };
-    context
-        .verifier
-        .verify(request, body)
-        .map_err(unauthorized)?;
-    context
-        .seen_calls
-        .first_time(&request.headers)
-        .await
-        .map_err(|refusal| match refusal {
-            Refusal::Replayed(why) => unauthorized(why),
-            Refusal::Database(error) => Failure::Rules(error.into()),
-        })
+) -> Result<CallId, Failed> {
+    let refused = |why: String| Failure::Rules(OrderError::CallRefused(why));
+    context.verifier.verify(request, body).map_err(refused)?;
+    CallId::of(&request.headers).map_err(refused)
 }
 
-/// The body of a signed internal call, once the call is accepted. The
-/// signature comes first: an unauthenticated caller learns nothing, not
-/// even whether its body would parse.
-async fn verified<T: serde::de::DeserializeOwned>(
+/// The body of a signed internal call and the call's id, once the
+/// signature is accepted. The signature comes first: an unauthenticated
+/// caller learns nothing, not even whether its body would parse.
+fn verified<T: serde::de::DeserializeOwned>(
     context: &ServiceContext,
     body: &SignedBody<T>,
-) -> Result<T, Failed> {
-    accepted(context, body.request(), body.bytes()).await?;
-    body.parse().map_err(Failure::Answer)
+) -> Result<(T, CallId), Failed> {
+    let call = accepted(context, body.request(), body.bytes())?;
+    Ok((body.parse().map_err(Failure::Answer)?, call))
 }
 
 /// Runs a handler's work through [`operations::observed`].

@@ -49,7 +49,6 @@ pub struct ServiceContext {
     _pruner: AbortOnDropHandle<()>,
     auth: Authenticator,
     verifier: CallbackVerifier,
-    seen_calls: SeenCalls,
     /// Forgets old signed calls while the server runs.
     _seen_calls_pruner: AbortOnDropHandle<()>,
     shell: Shell,
@@ -102,8 +101,7 @@ pub async fn start(
     let store = OrderStore::new(db.clone());
     let keys = IdempotencyKeys::new(db.clone(), &settings.idempotency);
     let pruner = keys.clone().spawn_pruner(log.clone());
-    let seen_calls = SeenCalls::new(db.clone());
-    let seen_calls_pruner = seen_calls.clone().spawn_pruner(log.clone());
+    let seen_calls_pruner = SeenCalls::new(db.clone()).spawn_pruner(log.clone());
 
     let api = order_api::order_api_mod::api_description::<entrypoints::OrderApiImpl>()
         .map_err(|e| anyhow!("invalid API description: {e}"))?;
@@ -113,7 +111,6 @@ pub async fn start(
         _pruner: pruner,
         auth,
         verifier,
-        seen_calls,
         _seen_calls_pruner: seen_calls_pruner,
         shell: Shell {
             db,

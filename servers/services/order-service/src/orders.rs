@@ -2,6 +2,7 @@
 //! outcome settles an order.
 
 use crate::page_token::Cursor;
+use crate::signed_calls::{self, CallId};
 use crate::store::OrderStore;
 use order_api::{
     Order, OrderRequest, OrderStatus, PageLimit, PaymentAttachment, PaymentCallback,
@@ -50,6 +51,10 @@ pub enum OrderError {
     PaymentReleased { id: Uuid, payment_id: Uuid },
     #[error("page_token is not one this service issued; list again from the first page without it")]
     InvalidPageToken,
+    /// A signed internal call not accepted: its signature is missing,
+    /// stale or wrong, or it was acted on before (a replay).
+    #[error("payment callback rejected: {0}")]
+    CallRefused(String),
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -168,21 +173,34 @@ async fn why_not_pending(store: &OrderStore, id: Uuid, owner: Option<&str>) -> O
     }
 }
 
+/// The order `id` for a payment by `customer` (anyone if `None`), read
+/// for signed call `call`, which is refused if it was acted on before.
+pub async fn get_for_payment(
+    store: &OrderStore,
+    id: Uuid,
+    customer: Option<&str>,
+    call: &CallId,
+) -> Result<Order, OrderError> {
+    once(store.get_for_payment(id, customer, call).await, call)?.ok_or(OrderError::NotFound(id))
+}
+
 /// Attaches a payment payment-service is about to record to its order,
 /// which from then on cannot change until the outcome arrives. Idempotent
-/// for the same payment; a released payment is never attached.
+/// for the same payment; a released payment is never attached. Signed
+/// call `call` is acted on once.
 pub async fn attach_payment(
     store: &OrderStore,
     id: Uuid,
     attachment: &PaymentAttachment,
+    call: &CallId,
 ) -> Result<Order, OrderError> {
     let amount = attachment.amount.get();
     let payment_id = attachment.payment_id;
     let customer = attachment.customer.as_deref();
-    if let Some(order) = store
-        .attach_payment(id, payment_id, amount, customer)
-        .await?
-    {
+    let attached = store
+        .attach_payment(id, payment_id, amount, customer, call)
+        .await;
+    if let Some(order) = once(attached, call)? {
         return Ok(order);
     }
     let (order, released) = store
@@ -207,12 +225,17 @@ pub async fn attach_payment(
 
 /// Makes the order refuse a payment payment-service gives up, unless it is
 /// attached already; answers the order, whose `payment_id` tells which.
+/// Signed call `call` is acted on once.
 pub async fn release_payment(
     store: &OrderStore,
     id: Uuid,
     release: &PaymentRelease,
+    call: &CallId,
 ) -> Result<Order, OrderError> {
-    match store.release_payment(id, release.payment_id).await? {
+    match once(
+        store.release_payment(id, release.payment_id, call).await,
+        call,
+    )? {
         Some(order) => Ok(order),
         // Attached, settled, or released already: each is final for it.
         None => get(store, id, None).await,
@@ -220,17 +243,22 @@ pub async fn release_payment(
 }
 
 /// Applies a payment outcome. Idempotent: the report that settled the order,
-/// delivered again, returns the order unchanged.
-pub async fn settle(store: &OrderStore, report: &PaymentCallback) -> Result<Order, OrderError> {
+/// delivered again (a new call), returns the order unchanged. Signed call
+/// `call` is acted on once.
+pub async fn settle(
+    store: &OrderStore,
+    report: &PaymentCallback,
+    call: &CallId,
+) -> Result<Order, OrderError> {
     let target = match report.payment_status {
         PaymentOutcome::Success => OrderStatus::Paid,
         PaymentOutcome::Failed => OrderStatus::Failed,
     };
     let amount = report.amount.get();
-    if let Some(order) = store
-        .settle_pending(report.order_id, target, report.payment_id, amount)
-        .await?
-    {
+    let settled = store
+        .settle_pending(report.order_id, target, report.payment_id, amount, call)
+        .await;
+    if let Some(order) = once(settled, call)? {
         return Ok(order);
     }
     // Nothing changed: find out why. Settled orders never change again, so
@@ -258,4 +286,16 @@ pub async fn settle(store: &OrderStore, report: &PaymentCallback) -> Result<Orde
             reported: report.payment_status,
         }),
     }
+}
+
+/// What the store answered for signed call `call`, refused as a replay if
+/// the call was acted on before.
+fn once<T>(answer: Result<T, DbError>, call: &CallId) -> Result<T, OrderError> {
+    answer.map_err(|error| {
+        if signed_calls::replayed(&error) {
+            OrderError::CallRefused(call.replay_refused())
+        } else {
+            OrderError::Database(error)
+        }
+    })
 }

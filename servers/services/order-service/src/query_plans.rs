@@ -35,7 +35,7 @@ const STATEMENTS: &[(&str, &str, &str)] = &[
     (
         "attach_payment",
         store::ATTACH_PAYMENT,
-        "(gen_random_uuid(), gen_random_uuid(), 1, 'c7')",
+        "(gen_random_uuid(), gen_random_uuid(), 1, 'c7', 'msg_new')",
     ),
     (
         "attach_payment's reason",
@@ -45,14 +45,18 @@ const STATEMENTS: &[(&str, &str, &str)] = &[
     (
         "release_payment",
         store::RELEASE_PAYMENT,
-        "(gen_random_uuid(), gen_random_uuid())",
+        "(gen_random_uuid(), gen_random_uuid(), 'msg_new')",
     ),
     (
         "payment_callback",
         store::SETTLE_PENDING,
-        "(gen_random_uuid(), 'paid', gen_random_uuid(), 1)",
+        "(gen_random_uuid(), 'paid', gen_random_uuid(), 1, 'msg_new')",
     ),
-    ("signed call recorded", signed_calls::RECORD, "('msg_1')"),
+    (
+        "get_order_for_payment",
+        store::GET_FOR_PAYMENT,
+        "(gen_random_uuid(), 'c7', 'msg_new')",
+    ),
     ("signed calls pruned", signed_calls::PRUNE, "(600.0, 5000)"),
 ];
 

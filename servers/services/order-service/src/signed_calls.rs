@@ -62,9 +62,49 @@ pub fn signed_content(method: &http::Method, target: &str, body: &[u8]) -> Vec<u
     content
 }
 
-/// Records a signed call's id; no row when it was recorded before.
-pub(crate) const RECORD: &str =
-    "INSERT INTO signed_calls_seen (webhook_id) VALUES ($1) ON CONFLICT DO NOTHING";
+/// Records the signed call's id (parameter `$n`) in the statement that
+/// acts on the call, so the two commit together: one commit, and an id is
+/// recorded exactly when what the call did is. A replay fails on the
+/// primary key and the whole statement changes nothing (see [`replayed`]).
+/// A statement that finds nothing to change still records the id: a
+/// refused call is not tried again either.
+macro_rules! recorded_once {
+    ($n:literal) => {
+        concat!(
+            "WITH seen AS (INSERT INTO signed_calls_seen (webhook_id) VALUES (",
+            $n,
+            ")) "
+        )
+    };
+}
+pub(crate) use recorded_once;
+
+/// Like [`recorded_once`], for a call that only reads: the record's commit
+/// does not wait for the disk (`set_config(…, true)` is `SET LOCAL`, and a
+/// transaction commits as the setting is when it commits). A crash of the
+/// database can forget it, and the read could then be replayed once more
+/// inside the signature's five minutes: it changes nothing and shows the
+/// order as it is then.
+macro_rules! recorded_once_unflushed {
+    ($n:literal) => {
+        concat!(
+            "WITH seen AS (INSERT INTO signed_calls_seen (webhook_id) SELECT ",
+            $n,
+            "::text WHERE set_config('synchronous_commit', 'off', true) = 'off') "
+        )
+    };
+}
+pub(crate) use recorded_once_unflushed;
+
+/// The primary key a replayed call's id violates.
+const SEEN_KEY: &str = "signed_calls_seen_pkey";
+
+/// Whether `error` is a statement refused because its call's id was
+/// recorded before: a replay.
+pub fn replayed(error: &DbError) -> bool {
+    matches!(error, DbError::Query(error)
+        if error.as_db_error().and_then(|e| e.constraint()) == Some(SEEN_KEY))
+}
 
 /// Forgets up to $2 of the ids recorded more than $1 seconds ago, oldest
 /// first. `now()`, not `clock_timestamp()`: a volatile bound cannot use the
@@ -79,49 +119,48 @@ const PRUNE_BATCH: i64 = 5_000;
 /// The longest `webhook-id` accepted.
 const MAX_ID_BYTES: usize = 256;
 
-/// Accepts each verified signed request once: its `webhook-id` is recorded,
-/// and a request whose id was recorded before is a replay. Ids are kept
-/// twice the signature's tolerance, after which the signature itself is
-/// stale.
-#[derive(Clone)]
-pub struct SeenCalls {
-    db: Database,
-}
+/// A signed call's `webhook-id`, new for every attempt: what makes each
+/// signed call acted on once.
+pub struct CallId(String);
 
-/// Why a signed request is not accepted.
-pub enum Refusal {
-    Replayed(String),
-    Database(DbError),
-}
-
-impl SeenCalls {
-    pub fn new(db: Database) -> Self {
-        SeenCalls { db }
-    }
-
-    /// Records `headers`' webhook-id; refuses one seen before.
-    pub async fn first_time(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+impl CallId {
+    /// The id in `headers`, of a call whose signature is verified (the id
+    /// is part of what is signed). The error says what to fix.
+    pub fn of(headers: &HeaderMap) -> Result<CallId, String> {
         let id = headers
             .get("webhook-id")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if id.is_empty() || id.len() > MAX_ID_BYTES {
-            return Err(Refusal::Replayed(format!(
+            return Err(format!(
                 "webhook-id must be 1 to {MAX_ID_BYTES} characters, new for every attempt"
-            )));
+            ));
         }
-        let inserted = self
-            .db
-            .execute(RECORD, &[&id])
-            .await
-            .map_err(Refusal::Database)?;
-        if inserted == 0 {
-            return Err(Refusal::Replayed(format!(
-                "a request with webhook-id {id:?} was accepted before; a replayed signed \
-                 request is refused, and every attempt must be signed with a new id"
-            )));
-        }
-        Ok(())
+        Ok(CallId(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Why a replay of this call is refused.
+    pub fn replay_refused(&self) -> String {
+        format!(
+            "a request with webhook-id {:?} was accepted before; a replayed signed request is \
+             refused, and every attempt must be signed with a new id",
+            self.0
+        )
+    }
+}
+
+/// Forgets the ids of signed calls once their signatures are stale.
+pub struct SeenCalls {
+    db: Database,
+}
+
+impl SeenCalls {
+    pub fn new(db: Database) -> Self {
+        SeenCalls { db }
     }
 
     /// Forgets ids older than twice the tolerance, every minute, a batch

@@ -3,6 +3,7 @@
 //! required state changes nothing and returns `None`.
 
 use crate::page_token::Cursor;
+use crate::signed_calls::{CallId, recorded_once, recorded_once_unflushed};
 use order_api::{Order, OrderRequest, OrderStatus};
 use service_support::database::{Database, DbError};
 use service_support::idempotency::{self, Attempt};
@@ -57,11 +58,20 @@ pub(crate) const DELETE_PENDING: &str = concat!(
     columns!()
 );
 
+/// The order $1 if it is $2's (anyone's if NULL), read for signed call $3.
+pub(crate) const GET_FOR_PAYMENT: &str = concat!(
+    recorded_once_unflushed!("$3"),
+    "SELECT ",
+    columns!(),
+    " FROM orders WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
+);
+
 /// Attaches payment $2 of amount $3 to the pending order $1 unless another
 /// is attached or $2 was released. Once one is attached no other can be, so
 /// the released ids are cleared: they never outgrow the races of one
-/// order's payment.
+/// order's payment. Signed call $5.
 pub(crate) const ATTACH_PAYMENT: &str = concat!(
+    recorded_once!("$5"),
     "UPDATE orders SET payment_id = $2, released_payments = '{}', \
      updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
      WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
@@ -81,15 +91,19 @@ pub(crate) const GET_FOR_ATTACH: &str = concat!(
 
 /// Adds $2 to the payments the pending order $1 refuses, unless it is the
 /// one attached or already there. Orders that are settled need nothing:
-/// they never take a payment again.
+/// they never take a payment again. Signed call $3.
 pub(crate) const RELEASE_PAYMENT: &str = concat!(
+    recorded_once!("$3"),
     "UPDATE orders SET released_payments = array_append(released_payments, $2) \
      WHERE id = $1 AND status = 'pending' AND payment_id IS DISTINCT FROM $2 \
      AND NOT $2 = ANY(released_payments) RETURNING ",
     columns!()
 );
 
+/// Settles the pending order $1 as $2 by payment $3 of amount $4.
+/// Signed call $5.
 pub(crate) const SETTLE_PENDING: &str = concat!(
+    recorded_once!("$5"),
     "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
      WHERE id = $1 AND status = 'pending' AND (payment_id IS NULL OR payment_id = $3) \
      AND ($2 <> 'paid' OR total_amount = $4) \
@@ -192,15 +206,31 @@ impl OrderStore {
     /// Attaches `payment_id` to the pending order `id` of total `amount`,
     /// unless another payment is attached or it is not `customer`'s (when
     /// given); `None` if nothing matched. The same payment again matches
-    /// and changes nothing.
+    /// and changes nothing. Acts on `call` once.
     pub async fn attach_payment(
         &self,
         id: Uuid,
         payment_id: Uuid,
         amount: i64,
         customer: Option<&str>,
+        call: &CallId,
     ) -> Result<Option<Order>, DbError> {
-        self.query_opt(ATTACH_PAYMENT, &[&id, &payment_id, &amount, &customer])
+        self.query_opt(
+            ATTACH_PAYMENT,
+            &[&id, &payment_id, &amount, &customer, &call.as_str()],
+        )
+        .await
+    }
+
+    /// The order `id` if it is `customer`'s (anyone's if `None`), read for
+    /// `call` once.
+    pub async fn get_for_payment(
+        &self,
+        id: Uuid,
+        customer: Option<&str>,
+        call: &CallId,
+    ) -> Result<Option<Order>, DbError> {
+        self.query_opt(GET_FOR_PAYMENT, &[&id, &customer, &call.as_str()])
             .await
     }
 
@@ -220,13 +250,16 @@ impl OrderStore {
     }
 
     /// Makes the pending order `id` refuse `payment_id` from now on, unless
-    /// that payment is attached; `None` if nothing needed to change.
+    /// that payment is attached; `None` if nothing needed to change. Acts
+    /// on `call` once.
     pub async fn release_payment(
         &self,
         id: Uuid,
         payment_id: Uuid,
+        call: &CallId,
     ) -> Result<Option<Order>, DbError> {
-        self.query_opt(RELEASE_PAYMENT, &[&id, &payment_id]).await
+        self.query_opt(RELEASE_PAYMENT, &[&id, &payment_id, &call.as_str()])
+            .await
     }
 
     /// Replaces the fields of `owner`'s (anyone's if `None`) pending order
@@ -265,17 +298,18 @@ impl OrderStore {
     /// Settles a pending order as `outcome` by `payment_id`, which must be
     /// the payment under way if one is attached. A `paid` outcome also
     /// requires the total to equal `amount`. `None` if no pending order
-    /// matched.
+    /// matched. Acts on `call` once.
     pub async fn settle_pending(
         &self,
         id: Uuid,
         outcome: OrderStatus,
         payment_id: Uuid,
         amount: i64,
+        call: &CallId,
     ) -> Result<Option<Order>, DbError> {
         self.query_opt(
             SETTLE_PENDING,
-            &[&id, &outcome.as_str(), &payment_id, &amount],
+            &[&id, &outcome.as_str(), &payment_id, &amount, &call.as_str()],
         )
         .await
     }
