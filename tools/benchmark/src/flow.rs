@@ -15,6 +15,8 @@ use tokio::sync::Mutex;
 /// What a run of flows measured.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
+    /// Flows completed.
+    pub flows: u64,
     pub flows_per_second: f64,
     pub errors: u64,
     /// Settlement's 200 → the order reads `paid`.
@@ -119,6 +121,7 @@ pub async fn run(
             .unwrap_or_default()
     };
     Figures {
+        flows: delays.len() as u64,
         flows_per_second: delays.len() as f64 / elapsed.as_secs_f64(),
         errors: errors.load(Ordering::Relaxed),
         settled_to_paid_p50: percentile(0.50),

@@ -12,6 +12,8 @@ use std::time::Duration;
 /// What wrk measured.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
+    /// Responses received.
+    pub requests: u64,
     pub requests_per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -157,6 +159,7 @@ fn parse(text: &str) -> Option<Figures> {
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
+            [count, "requests", "in", ..] => figures.requests = count.parse().ok()?,
             ["Requests/sec:", rate] => figures.requests_per_second = rate.parse().ok()?,
             ["Latency", _avg, _stdev, max, ..] => figures.max = duration(max)?,
             ["50%", value] => figures.p50 = duration(value)?,
@@ -216,6 +219,7 @@ Requests/sec:  14376.56
 Transfer/sec:      7.76MB
 ";
         let figures = parse(text).expect("parsed");
+        assert_eq!(figures.requests, 143776);
         assert_eq!(figures.requests_per_second, 14376.56);
         assert_eq!(figures.p50, Duration::from_micros(812));
         assert_eq!(figures.p99, Duration::from_millis(1020));

@@ -11,18 +11,26 @@
 //!    and then at half that rate (`flow`);
 //! 5. prints one table, with each service's memory idle and after the load;
 //! 6. starts a second pair of services with authentication on (a token
-//!    issuer in this process) beside the first, and measures `GET
-//!    /orders/{id}`, `POST /orders` and the whole flow on each pair in turn,
-//!    twice, printing both figures side by side.
+//!    issuer in this process) and `plain-orders` (the yardstick of issue
+//!    21: a plain axum + tokio-postgres service running order-service's
+//!    insert and select, a binary of this crate) beside the first, and
+//!    measures `GET /orders/{id}` and `POST /orders` on the three in turn,
+//!    and the whole flow on both pairs in turn, twice, printing one table
+//!    side by side with the ratios to plain and to the ceiling;
+//! 7. with `--profile`, counts what one request costs (`profile`): commits,
+//!    WAL flushes, exchanges with PostgreSQL, CPU time, system calls,
+//!    context switches, malloc calls, on plain and on the product with
+//!    authentication on; and what one whole flow costs each database.
 //!
 //! Steps 3 to 5 run with authentication off (`AUTH_DISABLED`), as the
-//! figures of earlier rounds were taken. Bounded in time (about 4 minutes
-//! with the defaults), loopback only;
+//! figures of earlier rounds were taken. Bounded in time (about 6 minutes
+//! with the defaults, about 2 more with `--profile`), loopback only;
 //! everything it starts is stopped when it ends.
 
 mod ceiling;
 mod flow;
 mod http_load;
+mod profile;
 mod seed;
 mod services;
 
@@ -70,6 +78,12 @@ struct Options {
     /// connections. Its figures mean nothing.
     #[arg(long)]
     smoke: bool,
+    /// After the tables, count what one request and one flow cost (commits,
+    /// WAL flushes, exchanges with PostgreSQL, CPU time, system calls,
+    /// context switches, malloc calls) on plain-orders and on the product
+    /// with authentication on, in short loads of their own. Needs perf.
+    #[arg(long)]
+    profile: bool,
 }
 
 impl Options {
@@ -83,6 +97,11 @@ impl Options {
 
     fn flow_clients(&self) -> usize {
         if self.smoke { 2 } else { self.flow_clients }
+    }
+
+    /// How long each load of the profile runs: short, it counts costs.
+    fn profile_duration(&self) -> Duration {
+        self.duration().min(Duration::from_secs(5))
     }
 
     /// Rows to seed for a service's operation that uses each row once: more
@@ -171,7 +190,24 @@ impl Services<'_> {
         let payments = Service::start("payment-service", self.bin_dir, self.log_dir, &payments)?;
         Ok((orders, payments))
     }
+
+    /// Starts plain-orders on order_db, with the services' pool size.
+    fn start_plain(&self) -> anyhow::Result<Service> {
+        Service::start(
+            PLAIN,
+            self.bin_dir,
+            self.log_dir,
+            &[
+                ("DATABASE_URL", self.cluster.connection_string("order_db")),
+                ("PORT", "0".to_string()),
+                ("DB_POOL_SIZE", self.pool_size.to_string()),
+            ],
+        )
+    }
 }
+
+/// The yardstick's binary, and its connections' `application_name`.
+const PLAIN: &str = "plain-orders";
 
 /// One row of the table.
 struct Row {
@@ -382,10 +418,10 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         options,
     );
 
-    // With authentication and without, side by side: a second pair of
-    // services that authenticates, on the same databases, and each
-    // measurement taken in turn on both, twice, so the machine's drift
-    // weighs on both alike.
+    // Side by side: plain-orders, the product without authentication and
+    // a second pair of services that authenticates, on the same databases,
+    // each measurement taken in turn on all of them, twice, so the
+    // machine's drift weighs on all alike.
     let issuer = Issuer::serve(
         ([127, 0, 0, 1], 0).into(),
         None,
@@ -400,18 +436,24 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         connector: issuer.token("bench-connector", "payments:settle", lifetime),
     };
     let (secured_orders, secured_payments) = services.start(Some(&issuer))?;
+    let plain = services.start_plain()?;
     let mut compared: Vec<Comparison> = Vec::new();
     for (index, row) in table.iter().enumerate().take(2) {
-        let mut comparison = Comparison::named(row.operation);
+        let mut comparison = Comparison::named(row.operation, row.ceiling);
         for round in 0..COMPARISON_ROUNDS {
-            for (secured, url, token) in [
-                (false, order_service.url(), None),
-                (true, secured_orders.url(), Some(tokens.customer.as_str())),
+            for (contender, url, token) in [
+                (Contender::Plain, plain.url(), None),
+                (Contender::Off, order_service.url(), None),
+                (
+                    Contender::On,
+                    secured_orders.url(),
+                    Some(tokens.customer.as_str()),
+                ),
             ] {
                 eprintln!(
-                    "compare: {} with wrk, authentication {}, round {}, {duration:?}",
+                    "compare: {} with wrk, {}, round {}, {duration:?}",
                     row.operation,
-                    if secured { "on" } else { "off" },
+                    contender.name(),
                     round + 1
                 );
                 let figures = http_load::measure(
@@ -424,20 +466,26 @@ async fn run(options: &Options) -> anyhow::Result<()> {
                     options.connections(),
                     duration,
                 )?;
-                comparison.add(secured, figures.requests_per_second, figures.errors);
+                comparison.add(contender, figures.requests_per_second, figures.errors);
             }
         }
         compared.push(comparison);
     }
-    let mut comparison = Comparison::named("whole flow (flows/s)");
+    let flow_ceiling = insert_ceiling / COMMITS_PER_FLOW;
+    let mut comparison = Comparison::named("whole flow (flows/s)", flow_ceiling);
     for round in 0..COMPARISON_ROUNDS {
-        for (secured, orders, payments, tokens) in [
-            (false, &order_service, &payment_service, None),
-            (true, &secured_orders, &secured_payments, Some(&tokens)),
+        for (contender, orders, payments, tokens) in [
+            (Contender::Off, &order_service, &payment_service, None),
+            (
+                Contender::On,
+                &secured_orders,
+                &secured_payments,
+                Some(&tokens),
+            ),
         ] {
             eprintln!(
-                "compare: the whole flow, authentication {}, round {}, {duration:?}",
-                if secured { "on" } else { "off" },
+                "compare: the whole flow, {}, round {}, {duration:?}",
+                contender.name(),
                 round + 1
             );
             let figures = flow::run(
@@ -450,11 +498,48 @@ async fn run(options: &Options) -> anyhow::Result<()> {
             )
             .await;
             wait_for_deliveries(&payments_db, DRAIN_BOUND).await?;
-            comparison.add(secured, figures.flows_per_second, figures.errors);
+            comparison.add(contender, figures.flows_per_second, figures.errors);
         }
     }
     compared.push(comparison);
     print_comparison(&compared);
+
+    if options.profile {
+        let setup = profile::Setup {
+            cluster: &cluster,
+            work_dir: &work_dir,
+            connections: options.connections(),
+            duration: options.profile_duration(),
+        };
+        let customer = Some(tokens.customer.as_str());
+        let target = |service, index: usize, process, backends, token| profile::Target {
+            service,
+            operation: table[index].operation,
+            process,
+            backends,
+            load: &loads[index].1,
+            token,
+        };
+        let product = "order-service (auth on)";
+        let (plain_db, product_db) = (
+            profile::Backends::Named(PLAIN),
+            profile::Backends::AllBut(PLAIN),
+        );
+        let targets = [
+            target(PLAIN, 1, &plain, plain_db, None),
+            target(product, 1, &secured_orders, product_db, customer),
+            target(PLAIN, 0, &plain, plain_db, None),
+            target(product, 0, &secured_orders, product_db, customer),
+        ];
+        let flow = profile::Flow {
+            orders: &secured_orders,
+            payments: &secured_payments,
+            tokens: &tokens,
+            clients: options.flow_clients(),
+        };
+        profile::run(&setup, &targets, flow, &payments_db).await?;
+    }
+    plain.stop();
     payment_service.stop();
     order_service.stop();
     let (order_service, payment_service) = (secured_orders, secured_payments);
@@ -474,38 +559,74 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many times each comparison is taken on both pairs of services.
+/// How many times each comparison is taken on every contender.
 const COMPARISON_ROUNDS: usize = 2;
 
-/// One measurement taken with and without authentication, round by round.
+/// Who is measured side by side.
+#[derive(Clone, Copy)]
+enum Contender {
+    /// plain-orders, the yardstick.
+    Plain,
+    /// The product, authentication off.
+    Off,
+    /// The product, authentication on.
+    On,
+}
+
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Plain => "plain-orders",
+            Contender::Off => "authentication off",
+            Contender::On => "authentication on",
+        }
+    }
+}
+
+/// One measurement taken on each contender, round by round.
 struct Comparison {
     operation: &'static str,
-    off: Vec<f64>,
-    on: Vec<f64>,
+    /// PostgreSQL's ceiling for the same work, from this run.
+    ceiling: f64,
+    /// Each contender's figures, by [`Contender`].
+    figures: [Vec<f64>; 3],
     errors: u64,
 }
 
 impl Comparison {
-    fn named(operation: &'static str) -> Comparison {
+    fn named(operation: &'static str, ceiling: f64) -> Comparison {
         Comparison {
             operation,
-            off: Vec::new(),
-            on: Vec::new(),
+            ceiling,
+            figures: Default::default(),
             errors: 0,
         }
     }
 
-    fn add(&mut self, secured: bool, figure: f64, errors: u64) {
-        if secured { &mut self.on } else { &mut self.off }.push(figure);
+    fn add(&mut self, contender: Contender, figure: f64, errors: u64) {
+        self.figures[contender as usize].push(figure);
         self.errors += errors;
+    }
+
+    /// The mean of a contender's rounds, if it was measured.
+    fn mean(&self, contender: Contender) -> Option<f64> {
+        let figures = &self.figures[contender as usize];
+        (!figures.is_empty()).then(|| figures.iter().sum::<f64>() / figures.len() as f64)
     }
 }
 
-/// Each measurement without authentication and with it (the mean of the
-/// rounds, and each round), and how far apart they are.
+/// Each measurement on plain-orders, the product without authentication
+/// and with it (the mean of the rounds, and each round), and the ratios.
 fn print_comparison(compared: &[Comparison]) {
-    let mean = |figures: &[f64]| figures.iter().sum::<f64>() / figures.len().max(1) as f64;
+    let figure = |f: Option<f64>| f.map_or_else(|| "—".to_string(), |f| format!("{f:.0}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("**{:.2}**", a / b),
+        _ => "—".to_string(),
+    };
     let rounds = |figures: &[f64]| {
+        if figures.is_empty() {
+            return "—".to_string();
+        }
         figures
             .iter()
             .map(|f| format!("{f:.0}"))
@@ -514,25 +635,41 @@ fn print_comparison(compared: &[Comparison]) {
     };
     println!();
     println!(
-        "| with authentication | auth off (req/s) | auth on (req/s) | on / off | rounds off | rounds on | errors |"
+        "| side by side | plain (req/s) | auth off (req/s) | auth on (req/s) | on ÷ plain | off ÷ plain | on ÷ ceiling | rounds plain | rounds off | rounds on | errors |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for c in compared {
-        let (off, on) = (mean(&c.off), mean(&c.on));
+        let (plain, off, on) = (
+            c.mean(Contender::Plain),
+            c.mean(Contender::Off),
+            c.mean(Contender::On),
+        );
         println!(
-            "| `{}` | {off:.0} | {on:.0} | **{:.2}** | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.operation,
-            on / off,
-            rounds(&c.off),
-            rounds(&c.on),
+            figure(plain),
+            figure(off),
+            figure(on),
+            ratio(on, plain),
+            ratio(off, plain),
+            ratio(on, Some(c.ceiling)),
+            rounds(&c.figures[Contender::Plain as usize]),
+            rounds(&c.figures[Contender::Off as usize]),
+            rounds(&c.figures[Contender::On as usize]),
             c.errors
         );
     }
     println!(
-        "\nAuthentication on: every request carries a bearer token (EdDSA, from a token \
-         issuer in the benchmark's process, found by OpenID discovery), verified once per \
-         token and then served from the verified-token cache; reads see the caller's own \
-         orders (the seeded ones are the token subject's)."
+        "\nPlain: plain-orders, a plain axum + tokio-postgres service of this crate running \
+         order-service's INSERT and SELECT (owner NULL) on the same database, one statement \
+         per request, no authentication and no per-request log (the yardstick of issue 21). \
+         Auth off and on: order-service (and payment-service for the flow) without and with \
+         authentication: every request carries a bearer token (EdDSA, from a token issuer in \
+         the benchmark's process, found by OpenID discovery), verified once per token and \
+         then served from the verified-token cache; reads see the caller's own orders (the \
+         seeded ones are the token subject's). Ceiling: pgbench's, from this run (the whole \
+         flow's: {COMMITS_PER_FLOW} durable commits per flow). Measured in turns, \
+         {COMPARISON_ROUNDS} rounds."
     );
 }
 

@@ -93,6 +93,11 @@ impl Service {
         }
     }
 
+    /// The process id, for the profile's counters.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }

@@ -1,7 +1,7 @@
 //! The benchmark runs from start to end (PostgreSQL, pgbench, the service
-//! binaries, wrk, the flow) and prints its table, in a quick run whose
-//! figures nobody judges: it proves the command still works, not how fast
-//! anything is.
+//! binaries and plain-orders, wrk, the flow) and prints its tables, in a
+//! quick run whose figures nobody judges: it proves the command still
+//! works, not how fast anything is.
 
 use std::process::Command;
 
@@ -46,29 +46,36 @@ fn a_smoke_run_prints_every_row_of_the_table() {
         assert_ne!(cells[2], "0", "{measured} did no work: {cells:?}");
         assert_eq!(cells[7], "0", "{measured} had errors: {cells:?}");
     }
-    // With authentication on: the same reads, creates and flows, with tokens.
+    // Side by side: plain-orders, and the product with authentication off
+    // and on (the same reads, creates and flows, with tokens).
     let compared = table
-        .split("| with authentication |")
+        .split("| side by side |")
         .nth(1)
-        .unwrap_or_else(|| panic!("no comparison with authentication in:\n{table}"));
-    for measured in [
-        "`GET /orders/{id}`",
-        "`POST /orders`",
-        "`whole flow (flows/s)`",
+        .unwrap_or_else(|| panic!("no side-by-side comparison in:\n{table}"));
+    for (measured, plain) in [
+        ("`GET /orders/{id}`", true),
+        ("`POST /orders`", true),
+        ("`whole flow (flows/s)`", false),
     ] {
         let cells: Vec<&str> = compared
             .lines()
             .find(|line| line.contains(measured))
-            .unwrap_or_else(|| panic!("no row {measured} with authentication"))
+            .unwrap_or_else(|| panic!("no row {measured} side by side"))
             .split('|')
             .map(str::trim)
             .filter(|cell| !cell.is_empty())
             .collect();
+        if plain {
+            assert_ne!(cells[1], "0", "{measured} did no work on plain: {cells:?}");
+        } else {
+            assert_eq!(cells[1], "—", "{measured} has no plain: {cells:?}");
+        }
+        assert_ne!(cells[2], "0", "{measured} did no work: {cells:?}");
         assert_ne!(
-            cells[2], "0",
+            cells[3], "0",
             "{measured} did no work with tokens: {cells:?}"
         );
-        assert_eq!(cells[6], "0", "{measured} had errors: {cells:?}");
+        assert_eq!(cells[10], "0", "{measured} had errors: {cells:?}");
     }
     for service in ["| order-service |", "| payment-service |"] {
         let cells = row(service);
