@@ -63,7 +63,10 @@ pub async fn fetch_order(
     id: Uuid,
     customer: Option<&str>,
 ) -> Result<Order, GatewayError> {
-    let read = client.get_order_for_payment(&id, customer).await;
+    // Each call is boxed: an HTTP call's future is large, and inline it
+    // would make every payment request's future as large, copied at each
+    // layer of it.
+    let read = Box::pin(client.get_order_for_payment(&id, customer)).await;
     answer(id, read).map_err(|error| match error {
         GatewayError::NoAnswer { reason, .. } => GatewayError::Unavailable(reason),
         other => other,
@@ -114,7 +117,7 @@ pub async fn attach_payment(
         amount,
         customer: customer.map(str::to_string),
     };
-    answer(id, client.attach_payment(&id, &attachment).await)
+    answer(id, Box::pin(client.attach_payment(&id, &attachment)).await)
 }
 
 /// Tells order-service that payment `payment_id` will not be recorded for
@@ -126,7 +129,7 @@ pub async fn release_payment(
     payment_id: Uuid,
 ) -> Result<Order, GatewayError> {
     let release = PaymentRelease { payment_id };
-    answer(id, client.release_payment(&id, &release).await)
+    answer(id, Box::pin(client.release_payment(&id, &release)).await)
 }
 
 /// What an answer about order `id` means to payment-service.

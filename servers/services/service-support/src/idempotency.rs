@@ -185,7 +185,12 @@ impl IdempotencyKeys {
                 Done::Superseded => Err(Failure::Answer(in_use(None))),
             };
         };
-        let attempt = match self.claim(caller, key, request).await.map_err(E::from)? {
+        // Boxed, as is `finish`: a request without a key need not carry
+        // their futures' room in its own.
+        let attempt = match Box::pin(self.claim(caller, key, request))
+            .await
+            .map_err(E::from)?
+        {
             Claim::Answered(answer) => return answer.map_err(Failure::Answer),
             Claim::Proceed(attempt) => attempt,
         };
@@ -195,7 +200,7 @@ impl IdempotencyKeys {
             Ok(Done::Superseded) => Err(Failure::Answer(in_use(Some(key)))),
             Err(error) => Err(Failure::Rules(error)),
         };
-        self.finish(&attempt, &result, log).await;
+        Box::pin(self.finish(&attempt, &result, log)).await;
         result
     }
 

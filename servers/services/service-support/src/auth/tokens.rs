@@ -135,7 +135,9 @@ impl Verifier {
         {
             return Ok(remembered.verified.clone());
         }
-        let verified = Arc::new(self.verify_signed(token).await?);
+        // Boxed: verifying may fetch the issuer's keys, a large future that
+        // would otherwise make every request's future as large.
+        let verified = Arc::new(Box::pin(self.verify_signed(token)).await?);
         let mut cache = self.cache.write().expect("token cache");
         if cache.len() >= CACHE_CAPACITY {
             cache.retain(|_, r| r.generation == generation && r.verified.expires > now);
