@@ -447,6 +447,53 @@ async fn every_signed_call_is_acted_on_once_even_a_refused_one() {
     test.cleanup().await;
 }
 
+/// A replay whose statement would otherwise act again, while the order is
+/// still pending: refused before it locks or rewrites the order's row.
+#[tokio::test]
+async fn a_replay_that_would_act_again_is_refused_before_it_touches_the_order() {
+    let test = OrderServiceTest::start().await;
+    let order = create_order(&test, "Desk", 2, 3_000).await;
+    let (payment, given_up) = (Uuid::new_v4(), Uuid::new_v4());
+    let release = captured(
+        &test,
+        reqwest::Method::POST,
+        format!("/internal/orders/{}/released-payments", order.id),
+        Some(serde_json::json!({ "payment_id": given_up })),
+    );
+    let attachment = captured_attachment(&test, order.id, payment);
+    for call in [&release, &attachment] {
+        let (status, body) = replay(&test, call).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let db = test.database().await;
+    let row = |db: tokio_postgres::Client| async move {
+        let row = db
+            .query_one(
+                "SELECT released_payments, xmax::text AS xmax FROM orders WHERE id = $1",
+                &[&order.id],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, Vec<Uuid>>(0), row.get::<_, String>(1), db)
+    };
+    let (released, _, db) = row(db).await;
+    assert_eq!(
+        released,
+        Vec::<Uuid>::new(),
+        "the attachment cleared the releases"
+    );
+    // Acted on again, the release would refuse `given_up` once more, and the
+    // attachment would rewrite the row with what it holds.
+    for (what, call) in [("the release", &release), ("the attachment", &attachment)] {
+        let again = replay(&test, call).await;
+        assert!(is_a_replay_refusal(&again), "{what} sent again: {again:?}");
+    }
+    let (released, xmax, _) = row(db).await;
+    assert_eq!(released, Vec::<Uuid>::new(), "a replayed release acted");
+    assert_eq!(xmax, "0", "a replay locked or rewrote the order's row");
+    test.cleanup().await;
+}
+
 /// Copies of one signed call sent at once: one is acted on, every other is
 /// a replay.
 #[tokio::test]

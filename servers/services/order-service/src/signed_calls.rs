@@ -64,16 +64,19 @@ pub fn signed_content(method: &http::Method, target: &str, body: &[u8]) -> Vec<u
 
 /// Records the signed call's id (parameter `$n`) in the statement that
 /// acts on the call, so the two commit together: one commit, and an id is
-/// recorded exactly when what the call did is. A replay fails on the
-/// primary key and the whole statement changes nothing (see [`replayed`]).
-/// A statement that finds nothing to change still records the id: a
-/// refused call is not tried again either.
+/// recorded exactly when what the call did is (a call whose statement
+/// failed or was cancelled is not used up; its copy is acted on at most
+/// once, like the call itself). The statement's `WHERE` must end with
+/// [`first_time`]: the id is then inserted before any row is looked at,
+/// and a replay fails on the primary key (see [`replayed`]) before it
+/// locks or rewrites a row. A statement that finds nothing to change
+/// still records the id: a refused call is not tried again either.
 macro_rules! recorded_once {
     ($n:literal) => {
         concat!(
             "WITH seen AS (INSERT INTO signed_calls_seen (webhook_id) VALUES (",
             $n,
-            ")) "
+            ") RETURNING webhook_id) "
         )
     };
 }
@@ -81,20 +84,33 @@ pub(crate) use recorded_once;
 
 /// Like [`recorded_once`], for a call that only reads: the record's commit
 /// does not wait for the disk (`set_config(…, true)` is `SET LOCAL`, and a
-/// transaction commits as the setting is when it commits). A crash of the
-/// database can forget it, and the read could then be replayed once more
-/// inside the signature's five minutes: it changes nothing and shows the
-/// order as it is then.
+/// transaction commits as the setting is when it commits; the statement is
+/// a transaction of its own, so the setting ends with it). A crash of the
+/// database, or a failover to a standby, can forget the record, and the
+/// read could then be replayed once more inside the signature's five
+/// minutes: it changes nothing and shows the order as it is then.
 macro_rules! recorded_once_unflushed {
     ($n:literal) => {
         concat!(
             "WITH seen AS (INSERT INTO signed_calls_seen (webhook_id) SELECT ",
             $n,
-            "::text WHERE set_config('synchronous_commit', 'off', true) = 'off') "
+            "::text WHERE set_config('synchronous_commit', 'off', true) = 'off' \
+             RETURNING webhook_id) "
         )
     };
 }
 pub(crate) use recorded_once_unflushed;
+
+/// The last condition of a statement that starts with [`recorded_once`]:
+/// PostgreSQL evaluates it once, before the first row, which records the
+/// id first (an unreferenced `WITH` would run after the statement's own
+/// work).
+macro_rules! first_time {
+    () => {
+        " AND EXISTS (SELECT FROM seen)"
+    };
+}
+pub(crate) use first_time;
 
 /// The primary key a replayed call's id violates.
 const SEEN_KEY: &str = "signed_calls_seen_pkey";

@@ -3,7 +3,7 @@
 //! required state changes nothing and returns `None`.
 
 use crate::page_token::Cursor;
-use crate::signed_calls::{CallId, recorded_once, recorded_once_unflushed};
+use crate::signed_calls::{CallId, first_time, recorded_once, recorded_once_unflushed};
 use order_api::{Order, OrderRequest, OrderStatus};
 use service_support::database::{Database, DbError};
 use service_support::idempotency::{self, Attempt};
@@ -63,7 +63,8 @@ pub(crate) const GET_FOR_PAYMENT: &str = concat!(
     recorded_once_unflushed!("$3"),
     "SELECT ",
     columns!(),
-    " FROM orders WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
+    " FROM orders WHERE id = $1 AND ($2::text IS NULL OR owner = $2)",
+    first_time!()
 );
 
 /// Attaches payment $2 of amount $3 to the pending order $1 unless another
@@ -76,7 +77,9 @@ pub(crate) const ATTACH_PAYMENT: &str = concat!(
      updated_at = CASE WHEN payment_id IS NULL THEN clock_timestamp() ELSE updated_at END \
      WHERE id = $1 AND status = 'pending' AND total_amount = $3 \
      AND (payment_id IS NULL OR payment_id = $2) AND NOT $2 = ANY(released_payments) \
-     AND ($4::text IS NULL OR owner = $4) RETURNING ",
+     AND ($4::text IS NULL OR owner = $4)",
+    first_time!(),
+    " RETURNING ",
     columns!()
 );
 
@@ -96,7 +99,9 @@ pub(crate) const RELEASE_PAYMENT: &str = concat!(
     recorded_once!("$3"),
     "UPDATE orders SET released_payments = array_append(released_payments, $2) \
      WHERE id = $1 AND status = 'pending' AND payment_id IS DISTINCT FROM $2 \
-     AND NOT $2 = ANY(released_payments) RETURNING ",
+     AND NOT $2 = ANY(released_payments)",
+    first_time!(),
+    " RETURNING ",
     columns!()
 );
 
@@ -106,8 +111,9 @@ pub(crate) const SETTLE_PENDING: &str = concat!(
     recorded_once!("$5"),
     "UPDATE orders SET status = $2, payment_id = $3, updated_at = clock_timestamp() \
      WHERE id = $1 AND status = 'pending' AND (payment_id IS NULL OR payment_id = $3) \
-     AND ($2 <> 'paid' OR total_amount = $4) \
-     RETURNING ",
+     AND ($2 <> 'paid' OR total_amount = $4)",
+    first_time!(),
+    " RETURNING ",
     columns!()
 );
 

@@ -16,9 +16,10 @@ use uuid::Uuid;
 /// The channel that wakes dispatchers when an outcome is recorded.
 pub const WAKE_CHANNEL: &str = "order_notifications";
 
-/// The `webhook-id` of payment `id`'s outcome: the same for every attempt
-/// of a delivery, so order-service can tell one outcome's attempts apart
-/// from another's.
+/// The name of payment `id`'s outcome in logs, and its deliveries'
+/// `x-request-id` when the settlement carried none. Not the `webhook-id`
+/// the deliveries are signed with: every attempt is signed with a new one
+/// (order-client), since order-service acts on a signed request once.
 macro_rules! webhook_id {
     () => {
         "'msg_' || replace(id::text, '-', '')"
