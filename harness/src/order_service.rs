@@ -158,6 +158,16 @@ impl<'c> OrderServiceTest<'c> {
             .expect("connect to the test database")
     }
 
+    /// The order `id` as its owner reads it now; panics if it cannot be read.
+    pub async fn order(&self, id: &uuid::Uuid) -> order_client::types::Order {
+        self.client
+            .get_order(id)
+            .await
+            .expect("read the order")
+            .into_inner()
+            .data
+    }
+
     /// The number of orders in the database.
     pub async fn order_count(&self) -> i64 {
         self.database()

@@ -55,16 +55,7 @@ async fn a_successful_payment_marks_the_order_paid() {
     let settled = settled.into_inner().data;
     assert_eq!(settled.status, OrderStatus::Paid);
     assert_eq!(settled.payment_id, Some(payment));
-    assert_eq!(
-        test.client
-            .get_order(&order.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data
-            .status,
-        OrderStatus::Paid
-    );
+    assert_eq!(test.order(&order.id).await.status, OrderStatus::Paid);
     test.cleanup().await;
 }
 
@@ -162,13 +153,7 @@ async fn a_report_contradicting_a_settled_order_is_a_409() {
             (StatusCode::CONFLICT, "ORDER_ALREADY_SETTLED")
         );
     }
-    let after = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let after = test.order(&order.id).await;
     assert_eq!(
         (after.status, after.payment_id),
         (OrderStatus::Paid, Some(payment))
@@ -196,16 +181,7 @@ async fn a_success_for_another_amount_is_a_400_and_the_order_stays_pending() {
         "{}",
         error.data.message
     );
-    assert_eq!(
-        test.client
-            .get_order(&order.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data
-            .status,
-        OrderStatus::Pending
-    );
+    assert_eq!(test.order(&order.id).await.status, OrderStatus::Pending);
     test.cleanup().await;
 }
 
@@ -256,13 +232,7 @@ async fn a_settled_order_can_no_longer_be_changed_or_deleted() {
         (status, error.data.error_code.as_str()),
         (StatusCode::CONFLICT, "ORDER_NOT_PENDING")
     );
-    let after = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let after = test.order(&order.id).await;
     assert_eq!(
         (after.item_name.as_str(), after.status),
         ("Headphones", OrderStatus::Failed)
@@ -397,13 +367,7 @@ async fn unsigned_stale_tampered_or_foreign_callbacks_are_401_and_change_nothing
             "{case}: {message}"
         );
     }
-    let after = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let after = test.order(&order.id).await;
     assert_eq!(
         (after.status, after.updated_at),
         (OrderStatus::Pending, order.updated_at)
@@ -489,15 +453,6 @@ async fn a_signed_body_that_breaks_the_schema_is_a_400() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UNSUPPORTED_MEDIA_TYPE",
     );
-    assert_eq!(
-        test.client
-            .get_order(&order.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data
-            .status,
-        OrderStatus::Pending
-    );
+    assert_eq!(test.order(&order.id).await.status, OrderStatus::Pending);
     test.cleanup().await;
 }

@@ -87,16 +87,7 @@ async fn with_the_database_stopped_requests_get_a_503_and_the_service_recovers()
     let recovery = recovers(&test, order.id).await;
 
     eprintln!("database stopped: slowest 503 {slowest:?}; recovered {recovery:?} after restart");
-    assert_eq!(
-        test.client
-            .get_order(&order.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data
-            .id,
-        order.id
-    );
+    assert_eq!(test.order(&order.id).await.id, order.id);
     test.cleanup().await;
 }
 

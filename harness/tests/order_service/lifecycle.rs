@@ -25,13 +25,7 @@ async fn a_created_order_is_pending_with_its_total_and_can_be_read_back() {
     assert_eq!(order.status, OrderStatus::Pending);
     assert_eq!(order.payment_id, None);
 
-    let fetched = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let fetched = test.order(&order.id).await;
     assert_eq!(fetched.id, order.id);
     assert_eq!(fetched.total_amount, 14_997);
     assert_eq!(fetched.created_at, order.created_at);
@@ -81,16 +75,7 @@ async fn replacing_a_pending_order_recomputes_its_total() {
     assert_eq!(updated.item_name, "Mug, large");
     assert_eq!(updated.total_amount, 3_800);
     assert!(updated.updated_at > order.updated_at);
-    assert_eq!(
-        test.client
-            .get_order(&order.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data
-            .total_amount,
-        3_800
-    );
+    assert_eq!(test.order(&order.id).await.total_amount, 3_800);
     test.cleanup().await;
 }
 

@@ -92,13 +92,7 @@ async fn an_attached_payment_freezes_the_order_until_its_own_outcome() {
         in_progress,
         "only its own payment settles it"
     );
-    let unchanged = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let unchanged = test.order(&order.id).await;
     assert_eq!(
         (
             unchanged.status,
@@ -335,13 +329,7 @@ async fn a_captured_signed_attachment_works_on_no_other_order_and_only_once() {
     let (status, body) = replay_at(&test, &elsewhere, &captured).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["data"]["error_code"], "UNAUTHORIZED");
-    let untouched = test
-        .client
-        .get_order(&other.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let untouched = test.order(&other.id).await;
     assert_eq!(untouched.payment_id, None, "the other order is free");
 
     // Where it was signed for, it is accepted once; the same request again is a replay.
@@ -418,13 +406,7 @@ async fn every_signed_call_is_acted_on_once_even_a_refused_one() {
         let (status, body) = replay(&test, call).await;
         assert_eq!(status, *expected, "{what}: {body}");
     }
-    let paid = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let paid = test.order(&order.id).await;
     assert_eq!(
         (paid.status, paid.payment_id),
         (OrderStatus::Paid, Some(payment))
@@ -433,13 +415,7 @@ async fn every_signed_call_is_acted_on_once_even_a_refused_one() {
         let again = replay(&test, call).await;
         assert!(is_a_replay_refusal(&again), "{what} sent again: {again:?}");
     }
-    let after = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let after = test.order(&order.id).await;
     assert_eq!(
         after.updated_at, paid.updated_at,
         "a replay changed the order"
@@ -543,13 +519,7 @@ async fn a_signed_attachment_for_no_customer_or_another_is_refused() {
             "{customer:?}: {message}"
         );
     }
-    let unchanged = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let unchanged = test.order(&order.id).await;
     assert_eq!(unchanged.payment_id, None);
     test.cleanup().await;
 }

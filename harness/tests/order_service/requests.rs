@@ -119,13 +119,7 @@ async fn a_rejected_update_leaves_the_order_as_it_was() {
         let (status, reply) = send_json(&test, Method::PUT, &path, body).await;
         assert_error(status, &reply, StatusCode::BAD_REQUEST, "INVALID_BODY");
     }
-    let after = test
-        .client
-        .get_order(&order.id)
-        .await
-        .unwrap()
-        .into_inner()
-        .data;
+    let after = test.order(&order.id).await;
     assert_eq!(
         (after.item_name.as_str(), after.total_amount),
         ("Chair", 6_000)
@@ -164,16 +158,7 @@ async fn a_total_that_overflows_is_a_400_and_nothing_is_stored() {
         (status, error.data.error_code.as_str()),
         (StatusCode::BAD_REQUEST, "TOTAL_AMOUNT_OVERFLOW")
     );
-    assert_eq!(
-        test.client
-            .get_order(&order.id)
-            .await
-            .unwrap()
-            .into_inner()
-            .data
-            .quantity,
-        1
-    );
+    assert_eq!(test.order(&order.id).await.quantity, 1);
 
     // Beyond i64 altogether: the JSON number itself does not fit.
     let body = format!(r#"{{"item_name":"x","quantity":1,"price":{}}}"#, u64::MAX);
