@@ -476,19 +476,49 @@ async fn a_replay_that_would_act_again_is_refused_before_it_touches_the_order() 
 async fn of_copies_of_a_signed_call_sent_at_once_one_is_acted_on() {
     let test = OrderServiceTest::start().await;
     let order = create_order(&test, "Desk", 2, 3_000).await;
-    let captured = captured_attachment(&test, order.id, Uuid::new_v4());
-    let answers = futures::future::join_all((0..8).map(|_| replay(&test, &captured))).await;
-    let accepted = answers
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::OK)
-        .count();
-    assert_eq!(accepted, 1, "{answers:?}");
-    assert!(
-        answers
-            .iter()
-            .all(|answer| answer.0 == StatusCode::OK || is_a_replay_refusal(answer)),
-        "{answers:?}"
+    let payment = Uuid::new_v4();
+    let read = captured(
+        &test,
+        reqwest::Method::GET,
+        format!(
+            "/internal/orders/{}?customer={}",
+            order.id,
+            harness::issuer::CALLER
+        ),
+        None,
     );
+    let outcome = captured(
+        &test,
+        reqwest::Method::POST,
+        "/internal/payment-callback".to_string(),
+        Some(serde_json::json!({
+            "order_id": order.id, "payment_id": payment,
+            "payment_status": "success", "amount": 6_000
+        })),
+    );
+    let calls = [
+        ("the read", read),
+        (
+            "the attachment",
+            captured_attachment(&test, order.id, payment),
+        ),
+        ("the outcome", outcome),
+    ];
+    for (what, call) in &calls {
+        let answers = futures::future::join_all((0..8).map(|_| replay(&test, call))).await;
+        let accepted = answers
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::OK)
+            .count();
+        assert_eq!(accepted, 1, "{what}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|answer| answer.0 == StatusCode::OK || is_a_replay_refusal(answer)),
+            "{what}: {answers:?}"
+        );
+    }
+    assert_eq!(test.order(&order.id).await.status, OrderStatus::Paid);
     test.cleanup().await;
 }
 
