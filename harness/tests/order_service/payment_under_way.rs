@@ -287,6 +287,42 @@ fn captured_attachment(test: &OrderServiceTest<'_>, order: Uuid, payment: Uuid) 
     )
 }
 
+/// A signed read of `order` for a payment by the test's customer, as captured.
+fn captured_read(test: &OrderServiceTest<'_>, order: Uuid) -> Captured {
+    captured(
+        test,
+        reqwest::Method::GET,
+        format!(
+            "/internal/orders/{order}?customer={}",
+            harness::issuer::CALLER
+        ),
+        None,
+    )
+}
+
+/// A signed release of `payment` for `order`, as captured.
+fn captured_release(test: &OrderServiceTest<'_>, order: Uuid, payment: Uuid) -> Captured {
+    captured(
+        test,
+        reqwest::Method::POST,
+        format!("/internal/orders/{order}/released-payments"),
+        Some(serde_json::json!({ "payment_id": payment })),
+    )
+}
+
+/// A signed report that `payment` of 6,000 for `order` succeeded, as captured.
+fn captured_outcome(test: &OrderServiceTest<'_>, order: Uuid, payment: Uuid) -> Captured {
+    captured(
+        test,
+        reqwest::Method::POST,
+        "/internal/payment-callback".to_string(),
+        Some(serde_json::json!({
+            "order_id": order, "payment_id": payment,
+            "payment_status": "success", "amount": 6_000
+        })),
+    )
+}
+
 /// Sends `call` as captured, to `target` (where it was signed for, or not).
 async fn replay_at(
     test: &OrderServiceTest<'_>,
@@ -354,12 +390,7 @@ async fn every_signed_call_is_acted_on_once_even_a_refused_one() {
         (
             "the read for a payment",
             StatusCode::OK,
-            captured(
-                &test,
-                reqwest::Method::GET,
-                format!("/internal/orders/{}?customer={customer}", order.id),
-                None,
-            ),
+            captured_read(&test, order.id),
         ),
         (
             "an attachment of the wrong amount",
@@ -381,25 +412,12 @@ async fn every_signed_call_is_acted_on_once_even_a_refused_one() {
         (
             "a release of another payment",
             StatusCode::OK,
-            captured(
-                &test,
-                reqwest::Method::POST,
-                format!("/internal/orders/{}/released-payments", order.id),
-                Some(serde_json::json!({ "payment_id": released })),
-            ),
+            captured_release(&test, order.id, released),
         ),
         (
             "the outcome",
             StatusCode::OK,
-            captured(
-                &test,
-                reqwest::Method::POST,
-                "/internal/payment-callback".to_string(),
-                Some(serde_json::json!({
-                    "order_id": order.id, "payment_id": payment,
-                    "payment_status": "success", "amount": 6_000
-                })),
-            ),
+            captured_outcome(&test, order.id, payment),
         ),
     ];
     for (what, expected, call) in &calls {
@@ -430,12 +448,7 @@ async fn a_replay_that_would_act_again_is_refused_before_it_touches_the_order() 
     let test = OrderServiceTest::start().await;
     let order = create_order(&test, "Desk", 2, 3_000).await;
     let (payment, given_up) = (Uuid::new_v4(), Uuid::new_v4());
-    let release = captured(
-        &test,
-        reqwest::Method::POST,
-        format!("/internal/orders/{}/released-payments", order.id),
-        Some(serde_json::json!({ "payment_id": given_up })),
-    );
+    let release = captured_release(&test, order.id, given_up);
     let attachment = captured_attachment(&test, order.id, payment);
     for call in [&release, &attachment] {
         let (status, body) = replay(&test, call).await;
@@ -477,25 +490,8 @@ async fn of_copies_of_a_signed_call_sent_at_once_one_is_acted_on() {
     let test = OrderServiceTest::start().await;
     let order = create_order(&test, "Desk", 2, 3_000).await;
     let payment = Uuid::new_v4();
-    let read = captured(
-        &test,
-        reqwest::Method::GET,
-        format!(
-            "/internal/orders/{}?customer={}",
-            order.id,
-            harness::issuer::CALLER
-        ),
-        None,
-    );
-    let outcome = captured(
-        &test,
-        reqwest::Method::POST,
-        "/internal/payment-callback".to_string(),
-        Some(serde_json::json!({
-            "order_id": order.id, "payment_id": payment,
-            "payment_status": "success", "amount": 6_000
-        })),
-    );
+    let read = captured_read(&test, order.id);
+    let outcome = captured_outcome(&test, order.id, payment);
     let calls = [
         ("the read", read),
         (
