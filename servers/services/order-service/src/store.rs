@@ -349,3 +349,25 @@ fn order_from_row(row: &Row) -> Result<Order, DbError> {
         updated_at: row.try_get("updated_at")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signed_calls::first_time;
+
+    /// A statement that records its call's id without [`first_time`] would
+    /// do its work before a replay is refused (a replayed attachment
+    /// rewrote the order's row so).
+    #[test]
+    fn every_statement_of_a_signed_call_records_its_id_before_any_row() {
+        for statement in [
+            ATTACH_PAYMENT,
+            RELEASE_PAYMENT,
+            SETTLE_PENDING,
+            GET_FOR_PAYMENT,
+        ] {
+            assert!(statement.starts_with("WITH seen AS ("), "{statement}");
+            assert!(statement.contains(first_time!()), "{statement}");
+        }
+    }
+}
