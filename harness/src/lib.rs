@@ -7,6 +7,7 @@
 //!   over several instances.
 //! - `order_service`: order-service under test, on its own database.
 //! - `payment_service`: payment-service under test, in a runtime it can be killed in.
+//! - `deliveries`: each outcome payment-service recorded, and the callbacks that delivered it.
 //! - `webhook`: Standard Webhooks secrets and signatures for raw requests.
 //! - `issuer`: the token issuer the services trust, and tokens from it.
 //! - `browser`: headless Chromium, for the services' documentation pages.
@@ -17,6 +18,7 @@
 //! - `waiting`: the one way the tests wait for a condition ([`wait_until`]), and the rule that holds it.
 
 pub mod browser;
+pub mod deliveries;
 pub mod issuer;
 pub mod locks;
 pub mod order_service;

@@ -45,6 +45,8 @@ pub struct Exchange {
     pub path: String,
     /// The `webhook-id` header, for signed internal calls.
     pub webhook_id: Option<String>,
+    /// The request's `x-request-id` header.
+    pub request_id: Option<String>,
     pub status: u16,
     /// Which upstream answered: its index in [`ConformanceProxy::balancing`]'s list.
     pub upstream: usize,
@@ -227,11 +229,8 @@ impl Shared {
             .push(Exchange {
                 method: method.to_string(),
                 path: path.to_string(),
-                webhook_id: parts
-                    .headers
-                    .get("webhook-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
+                webhook_id: header(&parts.headers, "webhook-id"),
+                request_id: header(&parts.headers, "x-request-id"),
                 status: status.as_u16(),
                 upstream,
                 started,
@@ -247,4 +246,11 @@ impl Shared {
         }
         Ok(response)
     }
+}
+
+fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }

@@ -5,7 +5,6 @@
 use crate::System;
 use order_client::types::OrderStatus;
 use payment_client::types::OrderNotification;
-use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test]
@@ -126,32 +125,22 @@ async fn two_instances_deliver_every_outcome_without_sharing_a_record() {
             .await;
     }
 
-    let mut deliveries: HashMap<String, Vec<_>> = HashMap::new();
-    let callbacks = system
-        .orders
-        .proxy()
-        .exchanges()
-        .into_iter()
-        .filter(|exchange| exchange.path == "/internal/payment-callback");
-    for exchange in callbacks {
-        if let Some(id) = exchange.webhook_id.clone() {
-            deliveries.entry(id).or_default().push(exchange);
-        }
-    }
-    assert_eq!(deliveries.len(), 20, "one message per payment");
-    for (id, attempts) in &deliveries {
-        for (i, a) in attempts.iter().enumerate() {
-            for b in &attempts[i + 1..] {
-                let overlap = a.started < b.finished && b.started < a.finished;
-                assert!(!overlap, "{id} was in flight twice at once");
-            }
-        }
+    let outcomes = harness::deliveries::outcomes(
+        &system.payments.database().await,
+        system.orders.proxy().exchanges(),
+    )
+    .await;
+    assert_eq!(outcomes.len(), 20, "one outcome per payment");
+    for outcome in &outcomes {
+        outcome.assert_each_delivery_claimed();
         assert!(
-            attempts.iter().any(|a| a.status == 200),
-            "{id} never delivered"
+            outcome.statuses().contains(&200),
+            "payment {} never delivered: {:?}",
+            outcome.payment_id,
+            outcome.statuses()
         );
     }
-    let total: usize = deliveries.values().map(Vec::len).sum();
+    let total: usize = outcomes.iter().map(|o| o.deliveries.len()).sum();
     eprintln!("two instances: 20 outcomes, {total} deliveries, none in flight twice");
     second.cleanup().await;
     system.cleanup().await;

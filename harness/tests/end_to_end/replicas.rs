@@ -1,7 +1,8 @@
 //! Two instances of each service, each pair on its one database, behind
 //! round-robin fronts: clients reach either instance, payment-service's
 //! calls reach either order-service instance, and still every order is
-//! paid once, by one payment, its outcome delivered once.
+//! paid once, by one payment, its outcome delivered by one instance at a
+//! time, each delivery under a claim of its own.
 
 use crate::{order_request, payment_request};
 use futures::future::join_all;
@@ -9,7 +10,6 @@ use harness::order_service::OrderServiceTest;
 use harness::payment_service::PaymentServiceTest;
 use harness::proxy::ConformanceProxy;
 use order_client::types::{Order, OrderStatus};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -139,40 +139,56 @@ async fn two_of_each_settle_every_order_once_under_concurrent_flows_and_races() 
         paid.push(order.id);
     }
 
-    // One payment per order, each outcome delivered.
+    // One payment per order, each outcome delivered: one whose delivery an
+    // instance could not record is claimed and delivered again once the
+    // lease ends.
     let db = system.payments[0].database().await;
-    let rows = db
-        .query(
-            "SELECT p.order_id, n.state FROM payments p JOIN order_notifications n ON n.payment_id = p.id",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        rows.len(),
-        paid.len(),
-        "one payment and one outcome per order"
-    );
-    for row in &rows {
-        assert_eq!(row.get::<_, &str>(1), "delivered");
-    }
+    harness::wait_until(
+        "one payment per order, each outcome delivered",
+        Duration::from_secs(20),
+        async || {
+            let states: Vec<String> = db
+                .query(
+                    "SELECT n.state FROM payments p JOIN order_notifications n ON n.payment_id = p.id",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let delivered = states.iter().filter(|state| *state == "delivered").count();
+            if states.len() == paid.len() && delivered == paid.len() {
+                Ok(())
+            } else {
+                Err(format!("{} outcomes, {delivered} delivered", states.len()))
+            }
+        },
+    )
+    .await;
 
-    // Delivered once each, and to both order-service instances.
-    let mut deliveries: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    // Each outcome delivered, answered 200 every time, and only under claims
+    // of its own; callbacks reached both order-service instances.
+    let outcomes = harness::deliveries::outcomes(&db, system.order_front.exchanges()).await;
+    assert_eq!(outcomes.len(), paid.len());
+    for outcome in &outcomes {
+        outcome.assert_each_delivery_claimed();
+        assert!(
+            outcome.statuses().iter().all(|&status| status == 200),
+            "payment {}'s deliveries were answered {:?}",
+            outcome.payment_id,
+            outcome.statuses()
+        );
+    }
     let mut by_instance = [0usize; 2];
-    for exchange in system.order_front.exchanges() {
-        if exchange.path == "/internal/payment-callback" {
-            deliveries
-                .entry(exchange.webhook_id.clone().unwrap_or_default())
-                .or_default()
-                .push(exchange.status);
-            by_instance[exchange.upstream] += 1;
-        }
+    for delivery in outcomes.iter().flat_map(|o| &o.deliveries) {
+        by_instance[delivery.upstream] += 1;
     }
-    assert_eq!(deliveries.len(), paid.len());
-    for (webhook_id, statuses) in &deliveries {
-        assert_eq!(statuses, &vec![200], "{webhook_id} delivered {statuses:?}");
-    }
+    eprintln!(
+        "replicas: {} outcomes, {} deliveries, {by_instance:?} by order-service instance",
+        outcomes.len(),
+        by_instance.iter().sum::<usize>()
+    );
     assert!(
         by_instance.iter().all(|&n| n > 0),
         "callbacks by instance: {by_instance:?}"
