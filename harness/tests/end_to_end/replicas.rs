@@ -139,38 +139,28 @@ async fn two_of_each_settle_every_order_once_under_concurrent_flows_and_races() 
         paid.push(order.id);
     }
 
-    // One payment per order, each outcome delivered: one whose delivery an
-    // instance could not record is claimed and delivered again once the
-    // lease ends.
+    // One payment and one outcome per order, each delivered: one whose
+    // delivery an instance could not record is claimed and delivered again
+    // once the lease ends. Each delivery was answered 200 and made under a
+    // claim of its own; callbacks reached both order-service instances.
     let db = system.payments[0].database().await;
-    harness::wait_until(
-        "one payment per order, each outcome delivered",
+    let outcomes = harness::wait_until(
+        "one outcome per order, each delivered",
         Duration::from_secs(20),
         async || {
-            let states: Vec<String> = db
-                .query(
-                    "SELECT n.state FROM payments p JOIN order_notifications n ON n.payment_id = p.id",
-                    &[],
-                )
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            let delivered = states.iter().filter(|state| *state == "delivered").count();
-            if states.len() == paid.len() && delivered == paid.len() {
-                Ok(())
+            let outcomes = harness::deliveries::outcomes(&db, system.order_front.exchanges()).await;
+            let delivered = outcomes.iter().filter(|o| o.state == "delivered").count();
+            if outcomes.len() == paid.len() && delivered == paid.len() {
+                Ok(outcomes)
             } else {
-                Err(format!("{} outcomes, {delivered} delivered", states.len()))
+                Err(format!(
+                    "{} outcomes, {delivered} delivered",
+                    outcomes.len()
+                ))
             }
         },
     )
     .await;
-
-    // Each outcome delivered, answered 200 every time, and only under claims
-    // of its own; callbacks reached both order-service instances.
-    let outcomes = harness::deliveries::outcomes(&db, system.order_front.exchanges()).await;
-    assert_eq!(outcomes.len(), paid.len());
     for outcome in &outcomes {
         outcome.assert_each_delivery_claimed();
         assert!(
